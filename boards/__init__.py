@@ -1,0 +1,1 @@
+"""spikeforge.boards: placeholder package; its issue fills it in."""

@@ -1,0 +1,191 @@
+"""In-memory description of an integer spiking network: the bundle's contract as Python objects.
+
+A :class:`Network` is what :func:`spikeforge.golden.bundle.read_bundle` returns and what
+:func:`spikeforge.golden.bundle.write_bundle` stores. It is built only through
+:func:`spikeforge.golden.bundle.network_from_parts`, which validates everything, so code that
+receives a ``Network`` may trust its shapes, widths and ranges.
+
+The meaning of every field is defined in ``docs/neuron.md`` (arithmetic) and
+``docs/bundle.md`` (storage). This module only holds the data and derives shapes.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "SYNAPTIC_TYPES",
+    "LAYER_TYPES",
+    "OUTPUT_KINDS",
+    "Leak",
+    "Neuron",
+    "Layer",
+    "InputSpec",
+    "Network",
+    "conv_output_size",
+    "int_range",
+]
+
+#: Layer types that own a weight tensor (and optionally a bias).
+SYNAPTIC_TYPES = ("conv2d", "conv3d", "linear")
+#: Every layer type the contract defines.
+LAYER_TYPES = SYNAPTIC_TYPES + ("maxpool2d", "avgpool2d", "flatten", "add")
+#: What a layer emits each timestep: 0/1 spikes, a raw integer current (only an ``add`` may
+#: consume it), or nothing but its membrane (the single non-spiking output layer).
+OUTPUT_KINDS = ("spikes", "current", "membrane")
+
+
+def int_range(bits, *, signed=True):
+    """Inclusive ``(low, high)`` range of a two's-complement (or unsigned) integer of ``bits``."""
+    if signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def conv_output_size(size, kernel, stride, padding):
+    """Output length of one convolution/pooling axis: ``(size + 2*padding - kernel) // stride + 1``."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+@dataclass(frozen=True)
+class Leak:
+    """Membrane leak applied before the current is added (``docs/neuron.md`` section 3).
+
+    ``kind`` is ``"none"`` (integrate-and-fire), ``"shift"`` (``V - (V >> shift)``) or
+    ``"mul"`` (``(V * factor) >> frac_bits``); shifts are arithmetic (round toward minus
+    infinity).
+    """
+
+    kind: str = "none"
+    shift: int = 0
+    factor: int = 0
+    frac_bits: int = 0
+
+    def to_json(self):
+        if self.kind == "shift":
+            return {"kind": "shift", "shift": self.shift}
+        if self.kind == "mul":
+            return {"kind": "mul", "factor": self.factor, "frac_bits": self.frac_bits}
+        return {"kind": "none"}
+
+
+@dataclass(frozen=True)
+class Neuron:
+    """Neuron parameters of one layer.
+
+    ``threshold`` is ``None`` only for the non-spiking output layer. ``reset`` is
+    ``"subtract"`` or ``"zero"``; ``v_init`` is ``"zero"`` or ``"half"`` (``threshold >> 1``).
+    """
+
+    threshold: int | None
+    leak: Leak = field(default_factory=Leak)
+    reset: str = "subtract"
+    v_init: str = "zero"
+
+    @property
+    def initial_membrane(self):
+        """The membrane value every neuron of the layer starts each image with."""
+        return (self.threshold >> 1) if self.v_init == "half" else 0
+
+    def to_json(self):
+        if self.threshold is None:
+            return {"leak": self.leak.to_json()}
+        return {"threshold": self.threshold, "leak": self.leak.to_json(),
+                "reset": self.reset, "v_init": self.v_init}
+
+
+@dataclass(frozen=True, eq=False)
+class Layer:
+    """One layer of the network.
+
+    Attributes that do not apply to a layer type are ``None``. Shapes exclude the batch axis:
+    ``(C, H, W)`` for conv2d/pooling, ``(C, D, H, W)`` for conv3d, ``(N,)`` for linear.
+    ``weight`` is an ``int8`` array (``weight_bits`` <= 8), ``bias`` an ``int32`` array.
+    """
+
+    name: str
+    type: str
+    inputs: tuple
+    output: str
+    in_shape: tuple
+    out_shape: tuple
+    neuron: Neuron | None = None
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    weight_bits: int | None = None
+    bias_bits: int | None = None
+    kernel: tuple | None = None
+    stride: tuple | None = None
+    padding: tuple | None = None
+    scales: tuple | None = None
+    start_dim: int | None = None
+    end_dim: int | None = None
+
+    @property
+    def is_synaptic(self):
+        return self.type in SYNAPTIC_TYPES
+
+    @property
+    def is_direct_encoded(self):
+        """True when the layer reads the multi-bit network input (current computed once)."""
+        return self.inputs == ("input",)
+
+    @property
+    def neurons(self):
+        """Number of neurons (output elements) of the layer."""
+        return int(np.prod(self.out_shape))
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The network input: unsigned ``bits``-wide integers of ``shape``.
+
+    ``raw_min``/``raw_max`` say how a dataset's raw values map onto ``0 .. 2**bits - 1``
+    (see ``spikeforge.golden.quantize_input``); ``scale`` is the real value of one integer
+    step, kept for training and reports.
+    """
+
+    shape: tuple
+    bits: int
+    raw_min: float
+    raw_max: float
+
+    @property
+    def scale(self):
+        return (self.raw_max - self.raw_min) / ((1 << self.bits) - 1)
+
+    def to_json(self):
+        return {"shape": list(self.shape), "bits": self.bits,
+                "raw_min": self.raw_min, "raw_max": self.raw_max}
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """A validated integer SNN: input, layers in topological order, timesteps and widths."""
+
+    name: str
+    timesteps: int
+    membrane_bits: int
+    input: InputSpec
+    layers: tuple
+    dataset: dict
+    metadata: dict
+    content_hash: str | None = None
+
+    def layer(self, name):
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"no layer named {name!r}")
+
+    @property
+    def output_layer(self):
+        return self.layers[-1]
+
+    @property
+    def num_classes(self):
+        return self.output_layer.neurons
+
+    def parameter_count(self):
+        return sum(layer.weight.size + (0 if layer.bias is None else layer.bias.size)
+                   for layer in self.layers if layer.is_synaptic)

@@ -1,0 +1,1 @@
+"""spikeforge.rtl: placeholder package; its issue fills it in."""

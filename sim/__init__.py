@@ -1,0 +1,1 @@
+"""spikeforge.sim: placeholder package; its issue fills it in."""

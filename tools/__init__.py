@@ -1,0 +1,1 @@
+"""spikeforge.tools: the command line."""

@@ -1,0 +1,1 @@
+"""spikeforge.train: PyTorch training, conversion and export (needs the [train] extra)."""
