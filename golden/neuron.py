@@ -63,12 +63,16 @@ def aggregate(membrane, current, neuron, membrane_bits):
         for a non-spiking layer. Order: ``V = sat(leak(V) + I)``; ``s = V >= theta``;
         reset by subtraction (``V - theta``) or to zero where ``s``.
     """
-    membrane = saturate(apply_leak(membrane, neuron.leak) + current, membrane_bits)
+    # leak() + current builds a fresh array, so the in-place steps below never touch the
+    # caller's arrays.
+    membrane = apply_leak(membrane, neuron.leak) + current
+    low, high = int_range(membrane_bits)
+    np.clip(membrane, low, high, out=membrane)
     if neuron.threshold is None:
         return membrane, None
     fired = membrane >= neuron.threshold
     if neuron.reset == "subtract":
-        membrane = membrane - neuron.threshold * fired
+        np.subtract(membrane, neuron.threshold, out=membrane, where=fired)
     else:
-        membrane = np.where(fired, 0, membrane)
-    return membrane, fired.astype(np.uint8)
+        membrane[fired] = 0
+    return membrane, fired.view(np.uint8)

@@ -16,7 +16,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 __all__ = [
     "exact_dtype",
     "weighted_current",
-    "pool_windows",
     "maxpool2d",
     "avgpool2d_current",
     "fanout",
@@ -70,7 +69,10 @@ def weighted_current(x, layer, max_input):
             view = _windows(x[start:start + rows], layer.kernel, layer.stride, layer.padding)
             # (n, C, *O, *K) -> (n, *O, C, *K) -> (n * positions, C * K)
             order = (0, *range(2, 2 + dims), 1, *range(2 + dims, 2 + 2 * dims))
-            columns = view.transpose(order).reshape(-1, matrix.shape[0]).astype(dtype)
+            windows = view.transpose(order)
+            columns = np.empty(windows.shape, dtype=dtype)
+            np.copyto(columns, windows, casting="unsafe")  # one pass: gather and convert
+            columns = columns.reshape(-1, matrix.shape[0])
             result[start:start + rows] = (columns @ matrix).reshape(-1, positions, out_channels)
         result = np.moveaxis(result, 2, 1).reshape(n, *layer.out_shape)
     if layer.bias is not None:
@@ -78,19 +80,34 @@ def weighted_current(x, layer, max_input):
     return result
 
 
-def pool_windows(spikes, layer):
-    """(N, C, Ho, Wo, Kh, Kw) view of the pooling windows (no padding)."""
-    return _windows(spikes, layer.kernel, layer.stride, (0, 0))
+def _pool_taps(spikes, layer):
+    """Yield, per kernel tap (ky, kx), the (N, C, Ho, Wo) slice of inputs that tap reads.
+
+    A loop over the few taps on strided slices touches each input once per tap; reducing a
+    (..., Kh, Kw) window view instead is several times slower in NumPy.
+    """
+    out_h, out_w = layer.out_shape[1:]
+    stride_y, stride_x = layer.stride
+    for ky in range(layer.kernel[0]):
+        for kx in range(layer.kernel[1]):
+            yield spikes[:, :, ky:ky + stride_y * (out_h - 1) + 1:stride_y,
+                         kx:kx + stride_x * (out_w - 1) + 1:stride_x]
 
 
 def maxpool2d(spikes, layer):
     """Max-pool on spikes: an output spikes when any input in its window spiked (OR)."""
-    return pool_windows(spikes, layer).max(axis=(-2, -1)).astype(np.uint8)
+    result = np.zeros((spikes.shape[0], *layer.out_shape), dtype=np.uint8)
+    for tap in _pool_taps(spikes, layer):
+        np.bitwise_or(result, tap, out=result)
+    return result
 
 
 def avgpool2d_current(spikes, layer):
     """Avg-pool current: the number of spikes in each window (a fixed weight-1 depthwise conv)."""
-    return pool_windows(spikes, layer).sum(axis=(-2, -1), dtype=np.int64)
+    result = np.zeros((spikes.shape[0], *layer.out_shape), dtype=np.int64)
+    for tap in _pool_taps(spikes, layer):
+        result += tap
+    return result
 
 
 def fanout(layer):

@@ -1,0 +1,29 @@
+# The two set-up commands of the README:
+#   make demo   create .venv, install spikeforge with every extra, run the golden model on the
+#               shipped digits SNN and print its accuracy
+#   make test   same set-up, then the whole test suite (warnings are errors)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Re-install only when the package metadata changes.
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[train,test,bench,cosim]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/spikeforge bundle info
+	$(VENV)/bin/spikeforge golden --dataset digits
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(VENV)/bin/spikeforge bench golden
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
