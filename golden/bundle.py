@@ -21,6 +21,7 @@ import os
 import re
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -278,7 +279,8 @@ def _parse_layer(obj, index, produced, arrays, used, membrane_bits):
         out_shape = in_shapes[0]
 
     declared = obj["out_shape"]
-    if not isinstance(declared, list) or tuple(declared) != tuple(out_shape):
+    if (not isinstance(declared, list) or any(type(v) is not int for v in declared)
+            or tuple(declared) != tuple(out_shape)):
         _fail(f"{what}.out_shape is {declared!r} but its inputs give {list(out_shape)}")
     fields["out_shape"] = tuple(out_shape)
 
@@ -300,6 +302,15 @@ def network_from_parts(manifest, arrays):
     Raises :class:`BundleError` naming the first problem found. Arrays not referenced by any
     layer are an error too, so nothing is silently ignored.
     """
+    # The version comes first: a newer format may add fields this reader would call unknown.
+    version = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        _fail(f"the bundle uses format version {version}, newer than this spikeforge reads "
+              f"({FORMAT_VERSION}); upgrade spikeforge")
+    if isinstance(arrays, dict):
+        arrays = {name: np.asarray(array) for name, array in arrays.items()}
+    else:
+        _fail("the arrays must be given as a dict of name -> array")
     _keys(manifest, "the manifest",
           ["format", "format_version", "name", "timesteps", "membrane_bits", "input", "layers"],
           ["dataset", "metadata", "content_hash"])
@@ -353,7 +364,7 @@ def network_from_parts(manifest, arrays):
     consumed = {source for layer in layers for source in layer.inputs}
     for layer in layers[:-1]:
         if layer.name not in consumed:
-            _fail(f"layer {layer.name!r}'s output is never used by a later layer")
+            _fail(f"the output of layer {layer.name!r} is never used by a later layer")
     extra = sorted(set(arrays) - used)
     if extra:
         _fail(f"the array {extra[0]!r} is not used by any layer")
@@ -460,6 +471,10 @@ def write_bundle(path, manifest, arrays=None):
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
                 zf.writestr(info, data)
+        # mkstemp creates the file private (0600); give it the mode a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -500,17 +515,20 @@ def read_bundle(path):
                     _fail(f"the array {key!r} in {label} is not a plain .npy array ({error})")
     except zipfile.BadZipFile as error:
         _fail(f"{label} is truncated or corrupt and cannot be read as a bundle ({error})")
-    except (EOFError, OSError, zipfile.LargeZipFile) as error:
+    # A damaged deflate stream raises zlib.error, and a damaged header can claim an
+    # unsupported method or encryption (NotImplementedError, RuntimeError).
+    except (EOFError, OSError, zipfile.LargeZipFile, zlib.error, NotImplementedError,
+            RuntimeError) as error:
         _fail(f"{label} is truncated or corrupt and cannot be read as a bundle ({error})")
     if not isinstance(manifest, dict):
         _fail(f"the manifest of {label} must be a JSON object")
-    stored = manifest.get("content_hash")
-    if stored is None:
-        _fail(f"the manifest of {label} has no content_hash")
     version = manifest.get("format_version")
     if isinstance(version, int) and version > FORMAT_VERSION:
         # A newer writer may hash differently: report the version, not a hash mismatch.
         network_from_parts(manifest, arrays)
+    stored = manifest.get("content_hash")
+    if stored is None:
+        _fail(f"the manifest of {label} has no content_hash")
     try:
         actual = content_hash(manifest, arrays)
     except (TypeError, ValueError) as error:

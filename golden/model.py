@@ -82,7 +82,8 @@ def quantize_input(raw, spec):
     2**bits - 1)`` computed in float64 (``docs/neuron.md`` section 5). Returns ``int64``.
     """
     top = (1 << spec.bits) - 1
-    scaled = (np.asarray(raw, dtype=np.float64) - spec.raw_min) * top / (spec.raw_max - spec.raw_min)
+    span = spec.raw_max - spec.raw_min
+    scaled = (np.asarray(raw, dtype=np.float64) - spec.raw_min) * top / span
     return np.clip(np.floor(scaled + 0.5), 0, top).astype(np.int64)
 
 

@@ -43,7 +43,10 @@ def int_range(bits, *, signed=True):
 
 
 def conv_output_size(size, kernel, stride, padding):
-    """Output length of one convolution/pooling axis: ``(size + 2*padding - kernel) // stride + 1``."""
+    """Output length of one convolution or pooling axis.
+
+    ``(size + 2 * padding - kernel) // stride + 1``
+    """
     return (size + 2 * padding - kernel) // stride + 1
 
 
