@@ -13,7 +13,7 @@ import numpy as np
 
 from .network import Network
 from .neuron import aggregate, initial_membrane
-from .synapse import avgpool2d_current, fanout, maxpool2d, weighted_current
+from .synapse import avgpool2d_current, current_bound, fanout, maxpool2d, weighted_current
 
 __all__ = [
     "LayerTrace",
@@ -109,13 +109,41 @@ def _spike_sum(spikes):
     return spikes.reshape(spikes.shape[0], spikes.shape[1], -1).sum(axis=2, dtype=np.int64)
 
 
+def _work_dtype(layer, network, bound):
+    """``int32`` when no value of the layer's aggregation can leave 31 bits, else ``int64``.
+
+    ``|leak(V) + I| <= 2**(B-1) + bound`` and a multiplicative leak's product needs
+    ``B - 1 + frac_bits`` bits; halving the memory traffic of the time loop is worth the check.
+    Layers without a neuron (current outputs, summed by an ``add``) stay ``int64``.
+    """
+    if layer.neuron is None:
+        return np.int64
+    bits = network.membrane_bits
+    leak = layer.neuron.leak
+    product_bits = bits - 1 + (leak.frac_bits if leak.kind == "mul" else 0)
+    if product_bits <= 30 and (1 << (bits - 1)) + bound < (1 << 31):
+        return np.int32
+    return np.int64
+
+
+def _synaptic_ops(source, fanouts):
+    """(T, N) accumulates: each input spike costs its element's fan-out.
+
+    A float matrix-vector product (BLAS) is exact here: the total is at most
+    ``sum(fanouts)``, and float32 is used only while that stays below 2**24.
+    """
+    dtype = np.float32 if int(fanouts.sum()) < (1 << 24) else np.float64
+    flat = source.reshape(source.shape[0], source.shape[1], -1)
+    return (flat.astype(dtype) @ fanouts.reshape(-1).astype(dtype)).astype(np.int64)
+
+
 def _integrate(layer, currents, network, record):
     """Step the aggregation core through time. ``currents`` is (T, N, ...) or (N, ...)
     (constant over time for a direct-encoded layer). Returns (spikes, membranes, final V)."""
     timesteps = network.timesteps
     constant = currents.ndim == len(layer.out_shape) + 1
     shape = currents.shape if constant else currents.shape[1:]
-    membrane = initial_membrane(shape, layer.neuron)
+    membrane = initial_membrane(shape, layer.neuron, currents.dtype)
     spiking = layer.neuron.threshold is not None
     spikes = np.empty((timesteps, *shape), dtype=np.uint8) if spiking else None
     membranes = np.empty((timesteps, *shape), dtype=np.int64) if record else None
@@ -147,19 +175,21 @@ def run(network: Network, x, *, trace=False):
     for layer in network.layers:
         current = membranes = spikes = None
         if layer.is_synaptic and layer.is_direct_encoded:
-            current = weighted_current(x, layer, max_pixel)                       # (N, ...)
+            work = _work_dtype(layer, network,
+                               current_bound(layer.weight, layer.bias, max_pixel))
+            current = weighted_current(x, layer, max_pixel, out_dtype=work)       # (N, ...)
             result.first_layer_macs += int(fanout(layer).sum())
         elif layer.is_synaptic or layer.type == "avgpool2d":
             source = spikes_of[layer.inputs[0]]                                    # (T, N, ...)
             flat = source.reshape(timesteps * n, *source.shape[2:])
             if layer.is_synaptic:
-                current = weighted_current(flat, layer, 1)
+                work = _work_dtype(layer, network, current_bound(layer.weight, layer.bias, 1))
+                current = weighted_current(flat, layer, 1, out_dtype=work)
             else:
-                current = avgpool2d_current(flat, layer)
+                work = _work_dtype(layer, network, int(np.prod(layer.kernel)))
+                current = avgpool2d_current(flat, layer).astype(work, copy=False)
             current = current.reshape(timesteps, n, *layer.out_shape)
-            weights = fanout(layer).reshape(-1)
-            result.synaptic_ops[layer.name] = (
-                source.reshape(timesteps, n, -1).astype(np.int64) @ weights)
+            result.synaptic_ops[layer.name] = _synaptic_ops(source, fanout(layer))
         elif layer.type == "maxpool2d":
             source = spikes_of[layer.inputs[0]]
             spikes = maxpool2d(source.reshape(timesteps * n, *source.shape[2:]), layer)
@@ -186,14 +216,16 @@ def run(network: Network, x, *, trace=False):
         elif layer.neuron is not None:
             spikes, membranes, final = _integrate(layer, current, network, trace)
             if layer.output == "membrane":
-                result.output_membrane = final.reshape(n, -1)
+                result.output_membrane = final.reshape(n, -1).astype(np.int64)
             else:
                 result.spikes[layer.name] = _spike_sum(spikes)
         if spikes is not None:
             spikes_of[layer.name] = spikes
         if trace:
-            if current is not None and current.ndim == len(layer.out_shape) + 1:
-                current = np.broadcast_to(current, (timesteps, *current.shape))
+            if current is not None:
+                current = current.astype(np.int64, copy=False)
+                if current.ndim == len(layer.out_shape) + 1:
+                    current = np.broadcast_to(current, (timesteps, *current.shape))
             result.traces[layer.name] = LayerTrace(current=current, membrane=membranes,
                                                    spikes=spikes)
 

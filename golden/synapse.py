@@ -16,6 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 __all__ = [
     "exact_dtype",
     "weighted_current",
+    "current_bound",
     "maxpool2d",
     "avgpool2d_current",
     "fanout",
@@ -25,12 +26,21 @@ __all__ = [
 _BLOCK_ELEMENTS = 1 << 23
 
 
-def exact_dtype(weight, bias, max_input):
-    """Narrowest dtype in which ``weight @ x + bias`` is exact for ``0 <= x <= max_input``."""
+def current_bound(weight, bias, max_input):
+    """Largest ``|I|`` of ``weight @ x + bias`` for ``0 <= x <= max_input``.
+
+    ``max_o (sum |W[o]|) * max_input + max |b|``; every partial sum is bounded by it too.
+    """
     per_output = np.abs(weight.reshape(weight.shape[0], -1).astype(np.int64)).sum(axis=1)
     bound = int(per_output.max(initial=0)) * int(max_input)
     if bias is not None:
         bound += int(np.abs(bias.astype(np.int64)).max(initial=0))
+    return bound
+
+
+def exact_dtype(weight, bias, max_input):
+    """Narrowest dtype in which ``weight @ x + bias`` is exact for ``0 <= x <= max_input``."""
+    bound = current_bound(weight, bias, max_input)
     if bound < (1 << 24):
         return np.float32
     if bound < (1 << 53):
@@ -47,36 +57,38 @@ def _windows(x, kernel, stride, padding):
     return view[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)]
 
 
-def weighted_current(x, layer, max_input):
+def weighted_current(x, layer, max_input, *, out_dtype=np.int64):
     """Current of a conv2d/conv3d/linear layer for a batch of inputs.
 
     ``x`` is (N, *layer.in_shape) of spikes (0/1) or pixels (``0..max_input``); the result is
-    (N, *layer.out_shape) ``int64``: ``conv(x, W) + b`` (or ``x @ W.T + b``), zero padding.
+    (N, *layer.out_shape) of ``out_dtype``: ``conv(x, W) + b`` (or ``x @ W.T + b``), zero
+    padding. ``out_dtype`` may be narrower than ``int64`` only when the caller has checked
+    that the layer's worst case (:func:`current_bound`) fits it.
     """
     dtype = exact_dtype(layer.weight, layer.bias, max_input)
     n = x.shape[0]
     out_channels = layer.weight.shape[0]
-    matrix = layer.weight.reshape(out_channels, -1).T.astype(dtype)  # (C*K, Co)
+    matrix = layer.weight.reshape(out_channels, -1).astype(dtype)  # (Co, C*K)
     if layer.type == "linear":
-        result = (x.astype(dtype) @ matrix).astype(np.int64)
+        result = (x.astype(dtype) @ matrix.T).astype(out_dtype)
     else:
-        spatial = layer.out_shape[1:]
-        positions = int(np.prod(spatial))
-        rows = max(1, _BLOCK_ELEMENTS // max(1, positions * matrix.shape[0]))
-        result = np.empty((n, positions, out_channels), dtype=np.int64)
+        positions = int(np.prod(layer.out_shape[1:]))
+        rows = max(1, _BLOCK_ELEMENTS // max(1, positions * matrix.shape[1]))
+        result = np.empty((n, out_channels, positions), dtype=out_dtype)
         dims = len(layer.kernel)
+        # (n, C, *O, *K) -> (n, C, *K, *O): columns channel-and-tap first, so that
+        # W (Co, C*K) @ columns (n, C*K, P) lands directly in (n, Co, P) order.
+        order = (0, 1, *range(2 + dims, 2 + 2 * dims), *range(2, 2 + dims))
         for start in range(0, n, rows):
             view = _windows(x[start:start + rows], layer.kernel, layer.stride, layer.padding)
-            # (n, C, *O, *K) -> (n, *O, C, *K) -> (n * positions, C * K)
-            order = (0, *range(2, 2 + dims), 1, *range(2 + dims, 2 + 2 * dims))
             windows = view.transpose(order)
             columns = np.empty(windows.shape, dtype=dtype)
             np.copyto(columns, windows, casting="unsafe")  # one pass: gather and convert
-            columns = columns.reshape(-1, matrix.shape[0])
-            result[start:start + rows] = (columns @ matrix).reshape(-1, positions, out_channels)
-        result = np.moveaxis(result, 2, 1).reshape(n, *layer.out_shape)
+            columns = columns.reshape(windows.shape[0], matrix.shape[1], positions)
+            np.copyto(result[start:start + rows], matrix @ columns, casting="unsafe")
+        result = result.reshape(n, *layer.out_shape)
     if layer.bias is not None:
-        result += layer.bias.astype(np.int64).reshape((-1,) + (1,) * (result.ndim - 2))
+        result += layer.bias.astype(out_dtype).reshape((-1,) + (1,) * (result.ndim - 2))
     return result
 
 

@@ -5,7 +5,11 @@ with a batch axis first and a channel axis second; a network's ``InputSpec`` the
 onto integers with :func:`spikeforge.golden.quantize_input`.
 """
 
+import gzip
+import os
+import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -14,6 +18,14 @@ __all__ = [
     "Split",
     "DIGITS_SPLIT",
     "digits_split",
+    "MNIST_FILES",
+    "INDIAN_PINES_FILES",
+    "HSIScene",
+    "default_data_dir",
+    "read_idx",
+    "mnist_test",
+    "mnist_split",
+    "indian_pines",
 ]
 
 
@@ -54,3 +66,144 @@ def digits_split(test_fraction=0.25, seed=0):
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=test_fraction, random_state=seed, stratify=y)
     return Split("digits", x_train, y_train, x_test, y_test, 0.0, 16.0)
+
+
+# --------------------------------------------------------------------------- file-based datasets
+
+#: Standard MNIST file names (gzip-compressed idx), relative to ``<data_dir>/mnist``.
+MNIST_FILES = {"train_images": "train-images-idx3-ubyte.gz",
+               "train_labels": "train-labels-idx1-ubyte.gz",
+               "test_images": "t10k-images-idx3-ubyte.gz",
+               "test_labels": "t10k-labels-idx1-ubyte.gz"}
+#: Indian Pines ``.mat`` files relative to ``<data_dir>/hsi``, with the variable each holds.
+INDIAN_PINES_FILES = {"cube": ("Indian_pines_corrected.mat", "indian_pines_corrected"),
+                      "gt": ("Indian_pines_gt.mat", "indian_pines_gt")}
+_SHARED = Path("..") / "shared" / "datasets"
+
+
+def default_data_dir(cwd=None):
+    """The folder holding ``mnist/`` and ``hsi/``, or ``None`` when none is found.
+
+    Looks for ``../shared/datasets`` first relative to ``cwd`` (default: the current
+    directory), then relative to the repository root (the folder holding the package's
+    ``pyproject.toml``).
+    """
+    candidates = [Path(cwd if cwd is not None else os.getcwd()) / _SHARED]
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file():
+        candidates.append(root / _SHARED)
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate.resolve()
+    return None
+
+
+def _data_file(data_dir, *parts):
+    if data_dir is None:
+        raise DatasetError("no dataset folder was found (looked for ../shared/datasets next to "
+                           "the current directory and the repository); pass --data-dir")
+    path = Path(data_dir, *parts)
+    if not path.is_file():
+        raise DatasetError(f"the dataset file {path} does not exist")
+    return path
+
+
+def read_idx(path):
+    """Read a gzip-compressed idx file (MNIST's format) into a ``uint8`` array.
+
+    Raises :class:`DatasetError` naming ``path`` when it is not valid gzip, not an unsigned-byte
+    idx file, or shorter or longer than its header says.
+    """
+    try:
+        with gzip.open(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError, zlib.error) as error:
+        raise DatasetError(f"the dataset file {path} is not a readable gzip file "
+                           f"({error})") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise DatasetError(f"the dataset file {path} is not an unsigned-byte idx file "
+                           f"(bad magic number)")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(data) < header:
+        raise DatasetError(f"the dataset file {path} has a truncated idx header")
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    if len(data) - header != int(np.prod(dims)):
+        raise DatasetError(f"the dataset file {path} holds {len(data) - header} data bytes but "
+                           f"its header declares shape {tuple(dims)}")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _mnist_pair(data_dir, images_key, labels_key):
+    images_path = _data_file(data_dir, "mnist", MNIST_FILES[images_key])
+    labels_path = _data_file(data_dir, "mnist", MNIST_FILES[labels_key])
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DatasetError(f"the dataset file {images_path} holds shape {images.shape}, "
+                           f"not (N, 28, 28) images")
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0] or labels.max(initial=0) > 9:
+        raise DatasetError(f"the dataset file {labels_path} does not hold one label 0..9 per "
+                           f"image of {images_path}")
+    return images.astype(np.float64)[:, None], labels.astype(np.int64)
+
+
+def mnist_test(data_dir):
+    """The official MNIST test set (t10k): ``x`` (10000, 1, 28, 28) float64 raw 0..255, ``y``."""
+    return _mnist_pair(data_dir, "test_images", "test_labels")
+
+
+def mnist_split(data_dir):
+    """MNIST's official 60000/10000 train/test split as a :class:`Split` (raw 0..255)."""
+    x_train, y_train = _mnist_pair(data_dir, "train_images", "train_labels")
+    x_test, y_test = mnist_test(data_dir)
+    return Split("mnist", x_train, y_train, x_test, y_test, 0.0, 255.0)
+
+
+@dataclass(frozen=True)
+class HSIScene:
+    """A hyperspectral scene: ``cube`` (H, W, bands) raw counts, ``gt`` (H, W) labels.
+
+    Label 0 means unlabelled; classes are numbered from 1.
+    """
+
+    name: str
+    cube: np.ndarray
+    gt: np.ndarray
+
+    @property
+    def labelled(self):
+        return int((self.gt > 0).sum())
+
+
+def _load_mat(path, key):
+    from scipy.io import loadmat
+
+    try:
+        content = loadmat(path)
+    except Exception as error:  # scipy raises several unrelated types for bad files
+        raise DatasetError(f"the dataset file {path} cannot be read as a MATLAB file "
+                           f"({type(error).__name__}: {error})") from None
+    if key not in content or not isinstance(content[key], np.ndarray):
+        raise DatasetError(f"the dataset file {path} has no array named {key!r}")
+    return content[key]
+
+
+def indian_pines(data_dir):
+    """Load the Indian Pines scene (corrected 200-band cube and ground truth) from ``hsi/``.
+
+    Raises :class:`DatasetError` naming the file when one is missing or does not hold a
+    (H, W, bands) cube and a matching (H, W) label map.
+    """
+    cube_name, cube_key = INDIAN_PINES_FILES["cube"]
+    gt_name, gt_key = INDIAN_PINES_FILES["gt"]
+    cube_path = _data_file(data_dir, "hsi", cube_name)
+    gt_path = _data_file(data_dir, "hsi", gt_name)
+    cube = _load_mat(cube_path, cube_key)
+    gt = _load_mat(gt_path, gt_key)
+    if cube.ndim != 3 or not np.issubdtype(cube.dtype, np.number):
+        raise DatasetError(f"the dataset file {cube_path} holds shape {cube.shape}, "
+                           f"not a (H, W, bands) numeric cube")
+    if gt.shape != cube.shape[:2] or not np.issubdtype(gt.dtype, np.integer):
+        raise DatasetError(f"the dataset file {gt_path} holds shape {gt.shape}, not the "
+                           f"cube's spatial shape {cube.shape[:2]} of integer labels")
+    return HSIScene("indian-pines", cube, gt.astype(np.int64))

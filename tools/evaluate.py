@@ -1,0 +1,182 @@
+"""Run the golden model over a dataset's test split and add up its accuracy and op counts.
+
+This is the engine behind ``spikeforge golden``: it picks the test images a bundle was made
+for (:func:`load_test_set`), quantizes them with the bundle's own input spec, and runs
+:func:`spikeforge.golden.run` in batches (:func:`evaluate`) so memory stays flat for the
+10000 MNIST images. Nothing here prints; the CLI formats the :class:`Evaluation`.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spikeforge.golden import quantize_input, run
+
+from .datasets import DIGITS_SPLIT, DatasetError, digits_split, indian_pines, mnist_test
+
+__all__ = [
+    "DATASETS",
+    "DEFAULT_BUNDLE_NAME",
+    "ShapeMismatch",
+    "TestSet",
+    "LayerCounts",
+    "Evaluation",
+    "default_bundle_path",
+    "load_test_set",
+    "evaluate",
+]
+
+#: Dataset names the CLI accepts.
+DATASETS = ("digits", "mnist", "indian-pines")
+#: File name of the bundle shipped inside the package (``spikeforge/models``).
+DEFAULT_BUNDLE_NAME = "digits_snn.sfb"
+
+
+class ShapeMismatch(ValueError):
+    """The dataset's samples do not have the shape the bundle's input expects."""
+
+
+def default_bundle_path():
+    """Path of the shipped digits bundle, ``<spikeforge package>/models/digits_snn.sfb``.
+
+    The path is returned whether or not the file exists; reading it reports a missing file.
+    """
+    import spikeforge
+
+    return Path(spikeforge.__file__).resolve().parent / "models" / DEFAULT_BUNDLE_NAME
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """Raw test samples ``x`` (N, *sample shape), integer labels ``y`` (N,) and a description."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    description: str
+
+
+def _digits_test(network):
+    recorded = network.dataset.get("split")
+    recorded = recorded if isinstance(recorded, dict) else {}
+    fraction = recorded.get("test_fraction", DIGITS_SPLIT["test_fraction"])
+    seed = recorded.get("seed", DIGITS_SPLIT["seed"])
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
+            or not 0 < fraction < 1:
+        raise DatasetError(f"the bundle's dataset.split.test_fraction is {fraction!r}, "
+                           f"not a number between 0 and 1")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise DatasetError(f"the bundle's dataset.split.seed is {seed!r}, not an integer")
+    split = digits_split(test_fraction=fraction, seed=seed)
+    source = "bundle" if recorded else "default"
+    return TestSet("digits", split.x_test, split.y_test,
+                   f"scikit-learn digits, test split (test_fraction={fraction}, seed={seed}, "
+                   f"{source})")
+
+
+def load_test_set(name, network, data_dir):
+    """The test split of dataset ``name`` for ``network``, as raw values.
+
+    Parameters
+    ----------
+    name : {"digits", "mnist", "indian-pines"}
+    network : Network
+        Supplies the digits split recorded in ``network.dataset["split"]`` (keys
+        ``test_fraction`` and ``seed``; ``DIGITS_SPLIT`` when absent) and the input shape.
+    data_dir : path or None
+        Folder holding ``mnist/`` and ``hsi/``; unused for digits.
+
+    Raises
+    ------
+    DatasetError
+        A file is missing or malformed, or (Indian Pines) the bundle's input cannot be built.
+    ShapeMismatch
+        The samples' shape differs from ``network.input.shape``.
+    """
+    if name == "digits":
+        test = _digits_test(network)
+    elif name == "mnist":
+        x, y = mnist_test(data_dir)
+        test = TestSet("mnist", x, y, "MNIST t10k (official test set)")
+    elif name == "indian-pines":
+        scene = indian_pines(data_dir)
+        # The HSI patch pipeline (patch size, band selection, split) is a later issue; the
+        # bundle format has no field describing it yet, so no input shape can be produced.
+        raise DatasetError(
+            f"the Indian Pines scene loaded ({scene.cube.shape[0]}x{scene.cube.shape[1]} "
+            f"pixels, {scene.cube.shape[2]} bands, {scene.labelled} labelled) but the bundle "
+            f"{network.name!r} does not describe how to build its input of shape "
+            f"{tuple(network.input.shape)} from it (hyperspectral patch extraction is not "
+            f"implemented yet)")
+    else:
+        raise DatasetError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    sample = tuple(test.x.shape[1:])
+    if sample != tuple(network.input.shape):
+        raise ShapeMismatch(f"the {name} samples have shape {sample} but the bundle "
+                            f"{network.name!r} expects input shape {tuple(network.input.shape)}")
+    return test
+
+
+@dataclass
+class LayerCounts:
+    """Totals over all evaluated images and timesteps for one layer."""
+
+    name: str
+    type: str
+    neurons: int
+    synaptic_ops: int | None = None
+    spikes: int | None = None
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` returns; every count is a Python ``int`` summed over images."""
+
+    images: int
+    correct: int
+    timesteps: int
+    first_layer_macs: int
+    layers: list = field(default_factory=list)
+
+    @property
+    def accuracy(self):
+        return self.correct / self.images if self.images else 0.0
+
+    @property
+    def synaptic_ops(self):
+        return sum(layer.synaptic_ops or 0 for layer in self.layers)
+
+    @property
+    def spikes(self):
+        return sum(layer.spikes or 0 for layer in self.layers)
+
+
+def evaluate(network, raw, labels, *, batch_size=256, progress=None):
+    """Run the golden model on raw samples in batches; return an :class:`Evaluation`.
+
+    ``raw`` is quantized with ``quantize_input(raw, network.input)``. ``progress``, when
+    given, is called as ``progress(done, total)`` after every batch.
+    """
+    if batch_size < 1:
+        raise ValueError(f"the batch size must be at least 1, not {batch_size}")
+    total = int(raw.shape[0])
+    counted = [layer for layer in network.layers
+               if layer.is_synaptic and not layer.is_direct_encoded
+               or layer.type in ("avgpool2d", "add")
+               or layer.neuron is not None and layer.output == "spikes"]
+    layers = {layer.name: LayerCounts(layer.name, layer.type, layer.neurons) for layer in counted}
+    correct = macs = 0
+    for start in range(0, total, batch_size):
+        x = quantize_input(raw[start:start + batch_size], network.input)
+        result = run(network, x)
+        correct += int((result.predictions == labels[start:start + batch_size]).sum())
+        macs += int(result.first_layer_macs.sum())
+        for name, ops in result.synaptic_ops.items():
+            layers[name].synaptic_ops = (layers[name].synaptic_ops or 0) + int(ops.sum())
+        for name, spikes in result.spikes.items():
+            layers[name].spikes = (layers[name].spikes or 0) + int(spikes.sum())
+        if progress is not None:
+            progress(min(start + batch_size, total), total)
+    return Evaluation(images=total, correct=correct, timesteps=network.timesteps,
+                      first_layer_macs=macs, layers=list(layers.values()))

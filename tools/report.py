@@ -1,0 +1,187 @@
+"""Plain-text tables and JSON-ready dicts for the ``spikeforge`` command line.
+
+Every function here is pure: it turns a :class:`~spikeforge.golden.Network` or an
+:class:`~spikeforge.tools.evaluate.Evaluation` into lines of text or a dict of JSON types,
+so the CLI can build its whole output before writing a single byte.
+"""
+
+import json
+import zipfile
+
+__all__ = [
+    "table",
+    "manifest_version",
+    "describe_neuron",
+    "bundle_info",
+    "bundle_info_lines",
+    "golden_summary",
+    "golden_lines",
+]
+
+
+def table(headers, rows, align=None):
+    """Format ``rows`` (lists of values) under ``headers`` as aligned text lines.
+
+    ``align`` is one character per column, ``"<"`` or ``">"`` (default: numbers right).
+    """
+    cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in row]
+                                           for row in rows]
+    if align is None:
+        align = [">" if rows and all(isinstance(r[i], (int, float)) and not isinstance(r[i], bool)
+                                     for r in rows) else "<" for i in range(len(headers))]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for index, row in enumerate(cells):
+        line = "  ".join(f"{value:{align[i]}{widths[i]}}" for i, value in enumerate(row))
+        lines.append(line.rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def manifest_version(path):
+    """The ``format_version`` stored in a bundle that :func:`read_bundle` already accepted."""
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("manifest.json")).get("format_version")
+
+
+def describe_neuron(neuron):
+    """Short text of a layer's neuron: ``theta=64 leak=shift>>4 reset=subtract v0=half``."""
+    if neuron is None:
+        return None
+    leak = neuron.leak
+    if leak.kind == "shift":
+        leak_text = f"shift>>{leak.shift}"
+    elif leak.kind == "mul":
+        leak_text = f"mul*{leak.factor}>>{leak.frac_bits}"
+    else:
+        leak_text = "none"
+    if neuron.threshold is None:
+        return f"no firing, leak={leak_text}"
+    return f"theta={neuron.threshold} leak={leak_text} reset={neuron.reset} v0={neuron.v_init}"
+
+
+def _layer_params(layer):
+    if not layer.is_synaptic:
+        return 0
+    return int(layer.weight.size + (0 if layer.bias is None else layer.bias.size))
+
+
+def bundle_info(network, path, version):
+    """JSON-ready description of a bundle: header fields plus one dict per layer."""
+    layers = []
+    for layer in network.layers:
+        neuron = layer.neuron
+        layers.append({
+            "name": layer.name, "type": layer.type, "inputs": list(layer.inputs),
+            "output": layer.output, "out_shape": list(layer.out_shape),
+            "weight_bits": layer.weight_bits, "bias_bits": layer.bias_bits,
+            "parameters": _layer_params(layer),
+            "threshold": None if neuron is None else neuron.threshold,
+            "leak": None if neuron is None else neuron.leak.to_json(),
+            "reset": None if neuron is None or neuron.threshold is None else neuron.reset,
+            "v_init": None if neuron is None or neuron.threshold is None else neuron.v_init,
+        })
+    return {
+        "path": str(path), "name": network.name, "format_version": version,
+        "content_hash": network.content_hash, "timesteps": network.timesteps,
+        "membrane_bits": network.membrane_bits,
+        "input": {"shape": list(network.input.shape), "bits": network.input.bits,
+                  "raw_min": network.input.raw_min, "raw_max": network.input.raw_max},
+        "parameters": int(network.parameter_count()), "classes": network.num_classes,
+        "dataset": network.dataset, "metadata": network.metadata, "layers": layers,
+    }
+
+
+def _compact(value):
+    return json.dumps(value, sort_keys=True, separators=(", ", ": "))
+
+
+def bundle_info_lines(network, path, version):
+    """Human-readable ``bundle info``: header lines, then the layer table."""
+    spec = network.input
+    lines = [
+        f"bundle         {path}",
+        f"name           {network.name}",
+        f"format         version {version}",
+        f"content hash   {network.content_hash}",
+        f"timesteps      {network.timesteps}",
+        f"membrane bits  {network.membrane_bits} (signed, saturating)",
+        f"input          shape {tuple(spec.shape)}, {spec.bits}-bit unsigned, raw "
+        f"{spec.raw_min:g}..{spec.raw_max:g}",
+        f"parameters     {network.parameter_count()}",
+        f"classes        {network.num_classes}",
+    ]
+    dataset = network.dataset
+    if dataset:
+        lines.append(f"dataset        {_compact(dataset)}")
+    for key in sorted(network.metadata):
+        lines.append(f"metadata       {key} = {_compact(network.metadata[key])}")
+    rows = []
+    for layer in network.layers:
+        rows.append([layer.name, f"{layer.type}->{layer.output}", ",".join(layer.inputs),
+                     "x".join(map(str, layer.out_shape)), layer.weight_bits, layer.bias_bits,
+                     _layer_params(layer), describe_neuron(layer.neuron)])
+    lines.append("")
+    lines += table(["layer", "type", "inputs", "out shape", "w bits", "b bits", "params",
+                    "neuron"], rows, align="<<<>>>><")
+    return lines
+
+
+def golden_summary(network, evaluation, dataset, description):
+    """JSON-ready result of ``spikeforge golden`` (see the CLI help for the keys)."""
+    images = evaluation.images
+    per_image = (lambda value: None if value is None or not images else value / images)
+    layers = []
+    for counts in evaluation.layers:
+        rate = None
+        if counts.spikes is not None and images:
+            rate = counts.spikes / (counts.neurons * evaluation.timesteps * images)
+        layers.append({"name": counts.name, "type": counts.type, "neurons": counts.neurons,
+                       "synaptic_ops": counts.synaptic_ops, "spikes": counts.spikes,
+                       "synaptic_ops_per_image": per_image(counts.synaptic_ops),
+                       "spikes_per_image": per_image(counts.spikes),
+                       "spike_rate": rate})
+    return {
+        "bundle": {"name": network.name, "content_hash": network.content_hash},
+        "dataset": dataset, "description": description,
+        "images": images, "correct": evaluation.correct, "accuracy": evaluation.accuracy,
+        "timesteps": evaluation.timesteps,
+        "first_layer_macs": evaluation.first_layer_macs,
+        "synaptic_ops": evaluation.synaptic_ops, "spikes": evaluation.spikes,
+        "per_image": {"first_layer_macs": per_image(evaluation.first_layer_macs),
+                      "synaptic_ops": per_image(evaluation.synaptic_ops),
+                      "spikes": per_image(evaluation.spikes)},
+        "per_layer": layers,
+    }
+
+
+def _fmt(value, digits=1):
+    if value is None:
+        return None
+    return f"{value:.{digits}f}" if isinstance(value, float) else value
+
+
+def golden_lines(summary):
+    """Human-readable ``spikeforge golden`` output built from :func:`golden_summary`."""
+    per_image = summary["per_image"]
+    lines = [
+        f"bundle      {summary['bundle']['name']} ({summary['bundle']['content_hash']})",
+        f"dataset     {summary['description']}",
+        f"accuracy    {summary['accuracy'] * 100:.2f} % ({summary['correct']}/"
+        f"{summary['images']} images, T={summary['timesteps']})",
+        f"first-layer MACs  {summary['first_layer_macs']} ({_fmt(per_image['first_layer_macs'])}"
+        f" per image)",
+        f"synaptic ops      {summary['synaptic_ops']} ({_fmt(per_image['synaptic_ops'])}"
+        f" per image)",
+        f"spikes            {summary['spikes']} ({_fmt(per_image['spikes'])} per image)",
+        "",
+    ]
+    rows = [[layer["name"], layer["type"], layer["synaptic_ops"],
+             _fmt(layer["synaptic_ops_per_image"]), layer["spikes"],
+             _fmt(layer["spikes_per_image"]),
+             None if layer["spike_rate"] is None else f"{layer['spike_rate'] * 100:.2f} %"]
+            for layer in summary["per_layer"]]
+    lines += table(["layer", "type", "syn ops", "per image", "spikes", "per image",
+                    "rate/neuron/step"], rows, align="<<>>>>>")
+    return lines
