@@ -1,7 +1,8 @@
-"""The bundle file: exact round trips, byte-identical output, and one clear error per problem.
+"""The bundle's manifest: exact round trips, byte-identical output, one clear error per problem.
 
 Every validation failure must raise :class:`BundleError` whose message is one sentence (no
 newline) naming the problem; each case below checks the message with ``pytest.raises(match=)``.
+File-level damage (truncation, flipped bytes, foreign ZIPs) is in ``test_bundle_file.py``.
 """
 
 import copy
@@ -14,62 +15,13 @@ import zipfile
 import numpy as np
 import pytest
 
+from bundle_cases import assert_arrays_equal as _arrays_equal, base_bundle as _base
+from bundle_cases import layer_of as _layer
 from random_networks import random_network
 from spikeforge.golden import (
     BundleError, network_from_parts, network_to_parts, read_bundle, write_bundle,
 )
 from spikeforge.golden import bundle as bundle_module
-
-
-def _base():
-    """A small network that uses every layer type, output kind, leak kind and option."""
-    layers = [
-        {"name": "c1", "type": "conv2d", "output": "spikes", "out_channels": 2,
-         "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1], "out_shape": [2, 6, 6],
-         "weight_bits": 4, "bias_bits": 8,
-         "neuron": {"threshold": 10, "reset": "subtract", "v_init": "half",
-                    "leak": {"kind": "shift", "shift": 2}}},
-        {"name": "c2", "type": "conv2d", "inputs": ["c1"], "output": "current",
-         "out_channels": 2, "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1],
-         "out_shape": [2, 6, 6], "weight_bits": 3},
-        {"name": "res", "type": "add", "inputs": ["c1", "c2"], "scales": [1, -1],
-         "output": "spikes", "out_shape": [2, 6, 6],
-         "neuron": {"threshold": 3, "reset": "zero",
-                    "leak": {"kind": "mul", "factor": 3, "frac_bits": 2}}},
-        {"name": "mp", "type": "maxpool2d", "output": "spikes", "kernel": [2, 2],
-         "out_shape": [2, 3, 3]},
-        {"name": "ap", "type": "avgpool2d", "output": "spikes", "kernel": [2, 2],
-         "stride": [1, 1], "out_shape": [2, 2, 2], "neuron": {"threshold": 2, "reset": "zero"}},
-        {"name": "fl", "type": "flatten", "output": "spikes", "start_dim": 0, "end_dim": 2,
-         "out_shape": [8]},
-        {"name": "fc", "type": "linear", "output": "membrane", "out_features": 3,
-         "out_shape": [3], "weight_bits": 8, "neuron": {"leak": {"kind": "none"}}},
-    ]
-    manifest = {
-        "format": "spikeforge-bundle", "format_version": 1, "name": "base", "timesteps": 4,
-        "membrane_bits": 12,
-        "input": {"shape": [1, 6, 6], "bits": 8, "raw_min": 0.0, "raw_max": 16.0},
-        "layers": layers, "dataset": {"name": "digits"}, "metadata": {"note": "test"},
-    }
-    rng = np.random.default_rng(0)
-    arrays = {
-        "c1.weight": rng.integers(-8, 8, size=(2, 1, 3, 3)).astype(np.int8),
-        "c1.bias": np.array([-128, 127], dtype=np.int32),
-        "c2.weight": rng.integers(-4, 4, size=(2, 2, 3, 3)).astype(np.int8),
-        "fc.weight": rng.integers(-128, 128, size=(3, 8)).astype(np.int8),
-    }
-    return manifest, arrays
-
-
-def _layer(manifest, name):
-    return next(obj for obj in manifest["layers"] if obj["name"] == name)
-
-
-def _arrays_equal(left, right):
-    assert sorted(left) == sorted(right)
-    for key in left:
-        assert left[key].dtype == right[key].dtype, key
-        np.testing.assert_array_equal(left[key], right[key], err_msg=key)
 
 
 # ------------------------------------------------------------------------- round trips
@@ -330,140 +282,3 @@ def test_manifest_that_is_not_json_is_refused(tmp_path):
     with pytest.raises(BundleError, match=r"the manifest cannot be stored as JSON"):
         write_bundle(tmp_path / "x.sfb", manifest, arrays)
     assert os.listdir(tmp_path) == []
-
-
-# ------------------------------------------------------------------------- file errors
-
-def _rezip(source, target, change):
-    """Copy the bundle ``source`` to ``target`` with ``change(entries)`` applied to its entries."""
-    with zipfile.ZipFile(source) as zf:
-        entries = {name: zf.read(name) for name in zf.namelist()}
-    change(entries)
-    with zipfile.ZipFile(target, "w") as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-
-
-def _edit_manifest(edit):
-    def change(entries):
-        manifest = json.loads(entries["manifest.json"])
-        edit(manifest)
-        entries["manifest.json"] = json.dumps(manifest).encode()
-    return change
-
-
-FILE_ERRORS = [
-    ("missing manifest", lambda e: e.pop("manifest.json"),
-     r"has no manifest\.json; it is not a spikeforge bundle"),
-    ("invalid JSON", lambda e: e.update({"manifest.json": b"{\"format\": "}),
-     r"the manifest of .* is not valid JSON"),
-    ("manifest not an object", lambda e: e.update({"manifest.json": b"[1, 2]"}),
-     r"the manifest of .* must be a JSON object"),
-    ("no content hash", _edit_manifest(lambda m: m.pop("content_hash")),
-     r"the manifest of .* has no content_hash"),
-    ("edited manifest", _edit_manifest(lambda m: m["layers"][0]["neuron"].update(threshold=9)),
-     r"does not match its content hash; it was modified or corrupted"),
-    ("newer version", _edit_manifest(lambda m: m.update(format_version=2)),
-     r"the bundle uses format version 2, newer than this spikeforge reads"),
-    ("newer version, other hash", _edit_manifest(lambda m: m.update(format_version=3, hash=1)
-                                                 or m.pop("content_hash")),
-     r"the bundle uses format version 3, newer than this spikeforge reads"),
-    ("replaced array", lambda e: e.update({"arrays/fc.weight.npy": e["arrays/fc.weight.npy"][:-1]
-                                           + b"\x01"}),
-     r"does not match its content hash"),
-    ("missing array", lambda e: e.pop("arrays/c2.weight.npy"),
-     r"does not match its content hash|the array 'c2\.weight' .* is missing"),
-    ("unexpected entry", lambda e: e.update({"readme.txt": b"hi"}),
-     r"contains an unexpected entry 'readme\.txt'"),
-    ("pickled array", lambda e: e.update({"arrays/fc.weight.npy": _npy(np.array([None]))}),
-     r"the array 'fc\.weight' in .* is not a plain \.npy array"),
-    ("garbage array", lambda e: e.update({"arrays/fc.weight.npy": b"not numpy"}),
-     r"the array 'fc\.weight' in .* is not a plain \.npy array"),
-]
-
-
-def _npy(array):
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=True)
-    return buffer.getvalue()
-
-
-@pytest.mark.parametrize("change, match", [case[1:] for case in FILE_ERRORS],
-                         ids=[case[0] for case in FILE_ERRORS])
-def test_file_errors(tmp_path, change, match):
-    write_bundle(tmp_path / "good.sfb", *_base())
-    _rezip(tmp_path / "good.sfb", tmp_path / "bad.sfb", change)
-    with pytest.raises(BundleError, match=match) as error:
-        read_bundle(tmp_path / "bad.sfb")
-    assert "\n" not in str(error.value)
-
-
-def test_unchanged_rezip_is_accepted(tmp_path):
-    """The file-error cases above fail because of their change, not because of the rezip."""
-    write_bundle(tmp_path / "good.sfb", *_base())
-    _rezip(tmp_path / "good.sfb", tmp_path / "copy.sfb", lambda entries: None)
-    _arrays_equal(network_to_parts(read_bundle(tmp_path / "copy.sfb"))[1], _base()[1])
-
-
-@pytest.mark.parametrize("content, match", [
-    (None, r"does not exist or is not a file"),
-    (b"", r"is truncated or corrupt and cannot be read as a bundle"),
-    (b"PK\x03\x04 this is not really a zip", r"is truncated or corrupt"),
-    (b"just some text\n", r"is truncated or corrupt"),
-])
-def test_not_a_bundle(tmp_path, content, match):
-    path = tmp_path / "x.sfb"
-    if content is not None:
-        path.write_bytes(content)
-    with pytest.raises(BundleError, match=match) as error:
-        read_bundle(path)
-    assert "\n" not in str(error.value)
-
-
-def test_truncated_files(tmp_path):
-    path = tmp_path / "net.sfb"
-    write_bundle(path, *_base())
-    data = path.read_bytes()
-    for length in range(0, len(data), 7):
-        (tmp_path / "cut.sfb").write_bytes(data[:length])
-        with pytest.raises(BundleError, match=r"is truncated or corrupt") as error:
-            read_bundle(tmp_path / "cut.sfb")
-        assert "\n" not in str(error.value)
-
-
-def test_flipped_bytes_never_pass_silently(tmp_path):
-    """Flip each byte of the file: a BundleError, or (bytes that carry no content) the same net."""
-    manifest, arrays = _base()
-    path = tmp_path / "net.sfb"
-    write_bundle(path, manifest, arrays)
-    data = path.read_bytes()
-    expected = network_to_parts(read_bundle(path))
-    with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo("arrays/fc.weight.npy")
-    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
-    inside = range(start, start + info.compress_size - 2)  # the deflated array itself
-    damaged = tmp_path / "damaged.sfb"
-    for offset in range(len(data)):
-        flipped = bytearray(data)
-        flipped[offset] ^= 0x5A
-        damaged.write_bytes(bytes(flipped))
-        try:
-            network = read_bundle(damaged)
-        except BundleError as error:
-            assert "\n" not in str(error), offset
-            continue
-        assert offset not in inside, f"a flipped byte at {offset} inside the array went unseen"
-        parts = network_to_parts(network)
-        assert parts[0] == expected[0], offset
-        _arrays_equal(parts[1], expected[1])
-
-
-def test_the_documented_example_runs(tmp_path, monkeypatch):
-    """docs/bundle.md's Python example works as printed."""
-    doc = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "bundle.md")
-    with open(doc, encoding="utf-8") as handle:
-        text = handle.read()
-    code = text.split("```python\n", 1)[1].split("```", 1)[0]
-    monkeypatch.chdir(tmp_path)
-    exec(compile(code, "docs/bundle.md", "exec"), {"print": lambda *args: None})
-    assert read_bundle(tmp_path / "tiny.sfb").name == "tiny"
