@@ -1,1 +1,4 @@
-"""spikeforge.rtl: placeholder package; its issue fills it in."""
+"""spikeforge.rtl: the Amaranth 0.5 accelerator (``docs/accelerator.md``).
+
+Built block by block; ``rtl/interfaces.py`` holds the payloads and ports the blocks share.
+"""

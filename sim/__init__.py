@@ -1,1 +1,1 @@
-"""spikeforge.sim: placeholder package; its issue fills it in."""
+"""spikeforge.sim: simulation helpers and harnesses (Amaranth simulator; cocotb later)."""

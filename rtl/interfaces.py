@@ -1,0 +1,151 @@
+"""Payload layouts and port signatures shared by the accelerator's blocks.
+
+Every block of ``rtl/`` talks to its neighbours through the streams and ports defined here,
+so that the blocks can be built and tested one at a time. ``docs/accelerator.md`` explains
+the dataflow; the arithmetic is ``docs/neuron.md``.
+
+Conventions
+-----------
+* ``lanes`` is the number of PEs. Lane ``i`` of a row always belongs to output channel
+  ``group * lanes + i`` of the layer being computed (channel groups tile wide layers).
+* A *position* is the flat output address ``y * out_w + x`` (``0`` for a linear layer); the
+  partial-sum banks and the membrane memory hold one row of ``lanes`` values per position.
+* Streams obey the four rules of ``amaranth.lib.stream``: a transfer happens when
+  ``valid & ready``; once ``valid`` is asserted, ``valid`` and ``payload`` hold until the
+  transfer; a producer never waits for ``ready`` before asserting ``valid``.
+* Memories are ``amaranth.lib.memory.Memory`` with synchronous read ports: read data is valid
+  the cycle after the address is presented with ``r_en`` high (and stays until the next
+  enabled read).
+"""
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = [
+    "LeakKind",
+    "neuron_params_layout",
+    "row_layout",
+    "spike_row_layout",
+    "event_layout",
+    "tap_layout",
+    "aggregation_input_layout",
+    "aggregation_output_layout",
+    "spike_output_layout",
+    "RowPortSignature",
+]
+
+
+class LeakKind(enum.Enum, shape=unsigned(2)):
+    """Leak of a layer's neurons (``docs/neuron.md`` section 3)."""
+
+    #: ``leak(V) = V`` (integrate and fire).
+    NONE = 0
+    #: ``leak(V) = V - (V >>> shift)``.
+    SHIFT = 1
+    #: ``leak(V) = (V * factor) >>> frac_bits``; needs a multiplier per lane.
+    MUL = 2
+
+
+def neuron_params_layout(membrane_bits):
+    """Per-layer neuron parameters, constant while a layer runs (from its descriptor).
+
+    ``threshold`` is ``1 .. 2**(B-1) - 1``; ``fire = 0`` marks the non-spiking output layer
+    (integrate only: no threshold test, no reset).
+    """
+    return data.StructLayout({
+        "threshold": unsigned(membrane_bits - 1),
+        "leak_kind": LeakKind,
+        "leak_shift": unsigned(5),
+        "leak_factor": unsigned(17),
+        "leak_frac_bits": unsigned(5),
+        "reset_to_zero": unsigned(1),
+        "fire": unsigned(1),
+    })
+
+
+def row_layout(bits, lanes):
+    """One row of ``lanes`` signed values (partial sums, membranes or weights)."""
+    return data.ArrayLayout(signed(bits), lanes)
+
+
+def spike_row_layout(lanes):
+    """One row of spikes: bit ``i`` is lane ``i``."""
+    return unsigned(lanes)
+
+
+def event_layout(*, channel_bits, coord_bits):
+    """An input spike event of one timestep, or the end-of-timestep marker.
+
+    ``end = 1`` carries no event: it says the timestep's events are complete (a timestep may
+    have no events at all, so the end cannot ride on the last event).
+    """
+    return data.StructLayout({
+        "channel": unsigned(channel_bits),
+        "y": unsigned(coord_bits),
+        "x": unsigned(coord_bits),
+        "end": unsigned(1),
+    })
+
+
+def tap_layout(*, addr_bits, weight_addr_bits):
+    """One kernel tap of one event: add weight row ``weight_addr`` at position ``out_addr``.
+
+    ``end = 1`` carries no tap and marks the end of the timestep (forwarded from the events).
+    """
+    return data.StructLayout({
+        "out_addr": unsigned(addr_bits),
+        "weight_addr": unsigned(weight_addr_bits),
+        "end": unsigned(1),
+    })
+
+
+def aggregation_input_layout(*, addr_bits, lanes, psum_bits, membrane_bits):
+    """What the aggregation core reads for one position: current and previous membrane."""
+    return data.StructLayout({
+        "addr": unsigned(addr_bits),
+        "current": row_layout(psum_bits, lanes),
+        "membrane": row_layout(membrane_bits, lanes),
+    })
+
+
+def aggregation_output_layout(*, addr_bits, lanes, membrane_bits):
+    """What the aggregation core writes back for one position: membrane and spikes."""
+    return data.StructLayout({
+        "addr": unsigned(addr_bits),
+        "membrane": row_layout(membrane_bits, lanes),
+        "spikes": spike_row_layout(lanes),
+    })
+
+
+def spike_output_layout(*, addr_bits, lanes):
+    """A row of output spikes at one position (to the spike memory of the next layer)."""
+    return data.StructLayout({
+        "addr": unsigned(addr_bits),
+        "spikes": spike_row_layout(lanes),
+    })
+
+
+class RowPortSignature(wiring.Signature):
+    """A client's access to a row memory: one synchronous read and one write per cycle.
+
+    Seen from the client (the PE array, the aggregation sweep): it drives the addresses,
+    enables and write data; ``r_data`` is valid the cycle after ``r_en``. The ping-pong
+    controller connects two such clients to the two partial-sum banks.
+
+    Members
+    -------
+    r_addr : Out(addr_bits)
+    r_en : Out(1)
+    r_data : In(row_layout(bits, lanes))
+    w_addr : Out(addr_bits)
+    w_en : Out(1)
+    w_data : Out(row_layout(bits, lanes))
+    """
+
+    def __init__(self, *, addr_bits, bits, lanes):
+        row = row_layout(bits, lanes)
+        super().__init__({
+            "r_addr": Out(addr_bits), "r_en": Out(1), "r_data": In(row),
+            "w_addr": Out(addr_bits), "w_en": Out(1), "w_data": Out(row),
+        })
