@@ -51,6 +51,8 @@ def default_bundle_path():
 class TestSet:
     """Raw test samples ``x`` (N, *sample shape), integer labels ``y`` (N,) and a description."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     name: str
     x: np.ndarray
     y: np.ndarray
