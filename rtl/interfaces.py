@@ -33,6 +33,7 @@ __all__ = [
     "aggregation_output_layout",
     "spike_output_layout",
     "RowPortSignature",
+    "WordReadSignature",
 ]
 
 
@@ -149,3 +150,20 @@ class RowPortSignature(wiring.Signature):
             "r_addr": Out(addr_bits), "r_en": Out(1), "r_data": In(row),
             "w_addr": Out(addr_bits), "w_en": Out(1), "w_data": Out(row),
         })
+
+
+class WordReadSignature(wiring.Signature):
+    """A client's read-only access to a word memory (spike bitmaps, weights).
+
+    Seen from the client: it drives ``addr`` and ``en``; ``data`` is valid the cycle after
+    ``en`` and holds until the next enabled read.
+
+    Members
+    -------
+    addr : Out(addr_bits)
+    en : Out(1)
+    data : In(data_shape)
+    """
+
+    def __init__(self, *, addr_bits, data_shape):
+        super().__init__({"addr": Out(addr_bits), "en": Out(1), "data": In(data_shape)})

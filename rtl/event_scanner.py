@@ -1,0 +1,175 @@
+"""Event scanner: turns one timestep of a spike bitmap into a stream of spike events.
+
+The bitmap layout is ``docs/accelerator.md`` section 2: one word of ``lanes`` bits per
+(position, channel group), positions in row-major order, groups innermost. For a scan the
+sequencer gives the first word of the timestep, the number of positions, the number of
+groups and the map width; the scanner walks the words in order and emits, for every set
+bit, the event ``(channel, y, x)`` with ``channel = group * lanes + lane``, lowest lane
+first. After the last word it emits one ``end`` marker.
+
+Cycle cost (the cycle model relies on it): with ``o_stream.ready`` always high, a scan takes
+``1 + sum over words of max(1, popcount(word)) + 1`` cycles from the ``start`` strobe to the
+transfer of the ``end`` marker: one cycle to issue the first read, one cycle per event (a
+word without spikes still costs one cycle), one for the marker. Back-pressure adds exactly
+the cycles in which an offered event or the marker waits.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .interfaces import WordReadSignature, event_layout
+
+__all__ = ["EventScanner", "scan_params_layout"]
+
+
+def scan_params_layout(*, word_addr_bits, position_bits, group_bits, coord_bits):
+    """What one scan needs: first word, positions, groups per position, map width."""
+    return data.StructLayout({
+        "first_word": unsigned(word_addr_bits),
+        "positions": unsigned(position_bits),
+        "groups": unsigned(group_bits),
+        "width": unsigned(coord_bits),
+    })
+
+
+def _check_positive(value, what):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise TypeError(f"{what} must be a positive integer, not {value!r}")
+
+
+class EventScanner(wiring.Component):
+    """Scan one timestep of a spike bitmap into events.
+
+    Parameters
+    ----------
+    lanes : int
+        Bits per bitmap word (the number of PEs).
+    word_addr_bits : int
+        Address width of the bitmap memory.
+    channel_bits, coord_bits : int
+        Widths of the event's channel and of its y/x coordinates.
+    position_bits, group_bits : int
+        Widths of the scan's position and group counts.
+
+    Members
+    -------
+    params : In(scan_params_layout(...))
+        Sampled on ``start``; may change during a scan without effect.
+    start : In(1)
+        Strobe that begins a scan; ignored while ``busy``. ``positions`` and ``groups`` must
+        be at least 1 and ``width`` must divide the position count into rows.
+    busy : Out(1)
+        High from the cycle after ``start`` until the ``end`` marker has been transferred.
+    mem : Out(WordReadSignature(addr_bits=word_addr_bits, data_shape=unsigned(lanes)))
+        Read port of the bitmap memory.
+    o_stream : Out(stream.Signature(event_layout(...)))
+        Events in word order, then one payload with ``end = 1``.
+
+    Raises
+    ------
+    TypeError
+        If a parameter is not a positive integer.
+    """
+
+    def __init__(self, *, lanes, word_addr_bits, channel_bits, coord_bits, position_bits,
+                 group_bits):
+        for value, what in ((lanes, "Lane count"), (word_addr_bits, "Word address width"),
+                            (channel_bits, "Channel width"), (coord_bits, "Coordinate width"),
+                            (position_bits, "Position count width"),
+                            (group_bits, "Group count width")):
+            _check_positive(value, what)
+        if (1 << channel_bits) < lanes:
+            raise ValueError(f"Channel width {channel_bits} cannot number {lanes} lanes")
+        self._lanes = lanes
+        self._params_layout = scan_params_layout(
+            word_addr_bits=word_addr_bits, position_bits=position_bits, group_bits=group_bits,
+            coord_bits=coord_bits)
+        super().__init__({
+            "params": In(self._params_layout),
+            "start": In(1),
+            "busy": Out(1),
+            "mem": Out(WordReadSignature(addr_bits=word_addr_bits, data_shape=unsigned(lanes))),
+            "o_stream": Out(stream.Signature(event_layout(channel_bits=channel_bits,
+                                                          coord_bits=coord_bits))),
+        })
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes = self._lanes
+        params = Signal(self._params_layout)
+        event = self.o_stream.payload
+
+        next_addr = Signal.like(self.mem.addr)
+        words_left = Signal(len(params.positions) + len(params.groups))
+        group = Signal.like(params.groups)
+        channel_base = Signal.like(event.channel)
+        x = Signal.like(event.x)
+        y = Signal.like(event.y)
+        pending = Signal(lanes)
+        fresh = Signal()  # the word just read is on mem.data this cycle, not yet in pending
+
+        bits = Signal(lanes)
+        m.d.comb += bits.eq(Mux(fresh, self.mem.data, pending))
+        lowest = Signal(range(lanes))
+        for lane in reversed(range(lanes)):  # the last assignment wins: the lowest set lane
+            with m.If(bits[lane]):
+                m.d.comb += lowest.eq(lane)
+        rest = Signal(lanes)
+        m.d.comb += rest.eq(bits & (bits - 1))  # bits with the lowest set bit cleared
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [
+                        params.eq(self.params),
+                        words_left.eq(self.params.positions * self.params.groups),
+                        group.eq(0), channel_base.eq(0), x.eq(0), y.eq(0),
+                        next_addr.eq(self.params.first_word + 1),
+                        fresh.eq(1),
+                    ]
+                    m.d.comb += [self.mem.addr.eq(self.params.first_word), self.mem.en.eq(1)]
+                    m.next = "SCAN"
+            with m.State("SCAN"):
+                m.d.comb += self.busy.eq(1)
+                word_done = Signal()
+                with m.If(bits == 0):
+                    m.d.comb += word_done.eq(1)
+                with m.Else():
+                    m.d.comb += [
+                        self.o_stream.valid.eq(1),
+                        event.channel.eq(channel_base + lowest),
+                        event.y.eq(y), event.x.eq(x), event.end.eq(0),
+                    ]
+                    with m.If(self.o_stream.ready):
+                        m.d.comb += word_done.eq(rest == 0)
+                        m.d.sync += pending.eq(rest)
+                    with m.Else():
+                        m.d.sync += pending.eq(bits)
+                m.d.sync += fresh.eq(0)
+                with m.If(word_done):
+                    m.d.sync += words_left.eq(words_left - 1)
+                    with m.If(words_left == 1):
+                        m.next = "END"
+                    with m.Else():
+                        # Prefetch the next word: it is on mem.data in the next cycle.
+                        m.d.comb += [self.mem.addr.eq(next_addr), self.mem.en.eq(1)]
+                        m.d.sync += [next_addr.eq(next_addr + 1), fresh.eq(1)]
+                        with m.If(group == params.groups - 1):
+                            m.d.sync += [group.eq(0), channel_base.eq(0)]
+                            with m.If(x == params.width - 1):
+                                m.d.sync += [x.eq(0), y.eq(y + 1)]
+                            with m.Else():
+                                m.d.sync += x.eq(x + 1)
+                        with m.Else():
+                            m.d.sync += [group.eq(group + 1),
+                                         channel_base.eq(channel_base + lanes)]
+            with m.State("END"):
+                m.d.comb += [self.busy.eq(1), self.o_stream.valid.eq(1), event.end.eq(1)]
+                with m.If(self.o_stream.ready):
+                    m.next = "IDLE"
+        return m
