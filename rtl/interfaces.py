@@ -34,6 +34,7 @@ __all__ = [
     "spike_output_layout",
     "RowPortSignature",
     "WordReadSignature",
+    "WordWriteSignature",
 ]
 
 
@@ -167,3 +168,17 @@ class WordReadSignature(wiring.Signature):
 
     def __init__(self, *, addr_bits, data_shape):
         super().__init__({"addr": Out(addr_bits), "en": Out(1), "data": In(data_shape)})
+
+
+class WordWriteSignature(wiring.Signature):
+    """A client's write-only access to a word memory: one write per cycle when ``en``.
+
+    Members
+    -------
+    addr : Out(addr_bits)
+    en : Out(1)
+    data : Out(data_shape)
+    """
+
+    def __init__(self, *, addr_bits, data_shape):
+        super().__init__({"addr": Out(addr_bits), "en": Out(1), "data": Out(data_shape)})
