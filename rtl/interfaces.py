@@ -53,7 +53,10 @@ def neuron_params_layout(membrane_bits):
     """Per-layer neuron parameters, constant while a layer runs (from its descriptor).
 
     ``threshold`` is ``1 .. 2**(B-1) - 1``; ``fire = 0`` marks the non-spiking output layer
-    (integrate only: no threshold test, no reset).
+    (integrate only: no threshold test, no reset). ``membrane_narrow`` lets one design run a
+    network whose membranes are narrower than the hardware's ``membrane_bits``: the network's
+    width is ``membrane_bits - membrane_narrow`` (saturation happens there, and ``B`` above is
+    that width); ``0``, the field's default, is the full width.
     """
     return data.StructLayout({
         "threshold": unsigned(membrane_bits - 1),
@@ -63,6 +66,7 @@ def neuron_params_layout(membrane_bits):
         "leak_frac_bits": unsigned(5),
         "reset_to_zero": unsigned(1),
         "fire": unsigned(1),
+        "membrane_narrow": unsigned(5),
     })
 
 

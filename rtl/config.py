@@ -1,0 +1,356 @@
+"""``AcceleratorConfig``: the validated, frozen description of one generated accelerator.
+
+Every block of ``rtl/`` takes explicit keyword widths and depths; the config is where they
+come from (``config.addr_bits``, ``config.weight_addr_bits``, ...), and :meth:`fits` says
+before anything is generated whether a network runs on the design, and if not, why.
+
+What the memories hold is ``docs/accelerator.md`` section 2. One design runs every network
+that fits: a network may use narrower weights, membranes and partial sums than the design
+(membranes through ``membrane_narrow`` of ``rtl.interfaces.neuron_params_layout``), fewer
+positions, channels and timesteps, and smaller memories.
+"""
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+
+from amaranth.utils import ceil_log2
+
+from ..golden.network import Network
+from ..golden.synapse import current_bound
+from .tap_generator import MAX_STRIDE
+
+__all__ = ["AcceleratorConfig", "FitReport", "layer_positions"]
+
+FORMAT_NAME = "spikeforge-accelerator"
+FORMAT_VERSION = 1
+
+# Layer types the RTL runs, and the one-sentence reason for each one it does not run yet.
+_SUPPORTED = ("conv2d", "linear", "maxpool2d", "avgpool2d", "flatten")
+_UNSUPPORTED = {
+    "add": "is a residual add, which the RTL does not support yet",
+    "conv3d": "is a conv3d, which the RTL does not support yet",
+}
+
+
+def _check_int(value, what, low=1, high=None):
+    # TypeError for a bad scalar, in type or in range (the Amaranth library's convention).
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
+            high is not None and value > high):
+        kind = "a positive integer" if (low, high) == (1, None) else (
+            f"an integer in {low}..{high}" if high is not None else f"an integer >= {low}")
+        raise TypeError(f"{what} must be {kind}, not {value!r}")
+
+
+def _bits_for(count):
+    """Address bits for ``count`` items (at least 1, so that no port is zero-width)."""
+    return max(1, ceil_log2(count))
+
+
+def _plural(count, noun):
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def layer_positions(layer):
+    """Output positions of a layer: ``H * W`` of a 2D map, 1 for a linear layer."""
+    return int(math.prod(layer.out_shape[1:])) if len(layer.out_shape) > 1 else 1
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """The answer of :meth:`AcceleratorConfig.fits`: truthy when the network fits.
+
+    Members
+    -------
+    ok : bool
+    reasons : tuple of str
+        One sentence per problem, naming the layer (or the network), the memory or parameter
+        and how much over the config it is; empty when ``ok``.
+    """
+
+    ok: bool
+    reasons: tuple
+
+    def __bool__(self):
+        return self.ok
+
+    def __str__(self):
+        return "fits" if self.ok else "does not fit: " + "; ".join(self.reasons)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AcceleratorConfig:
+    """One generated accelerator: PEs, widths, memory depths, limits and clock.
+
+    Parameters
+    ----------
+    pes : int
+        Processing elements, i.e. lanes of every row (output channels computed at once).
+    taps_per_cycle : int
+        Kernel taps each PE accumulates per cycle. The PE array currently requires 1; the
+        parameter exists so that the throughput can be scaled later without a redesign.
+    weight_bits, membrane_bits, psum_bits : int
+        Widths of a weight (2..8), a membrane (2..32) and a partial sum (2..64,
+        at least ``weight_bits``).
+    max_positions : int
+        Rows of each partial-sum bank and of the membrane memory (output positions of a layer).
+    max_in_channels, max_out_channels : int
+        Largest input and output channel counts (features for a linear layer).
+    max_feature_size : int
+        Largest height or width of a feature map (event coordinates).
+    max_timesteps : int
+        Largest ``T`` (1..1024).
+    weight_depth : int
+        Rows of the weight memory (``pes * weight_bits`` bits each).
+    spike_memory_bits : int
+        Size of each of the two spike bitmaps; they hold words of ``pes`` bits, so only
+        ``spike_memory_bits // pes`` whole words are usable.
+    leak_multiplier : bool
+        Generate one multiplier per lane for multiplicative leak.
+    clock_hz : float
+        Target clock frequency (stored as a float).
+
+    Raises
+    ------
+    TypeError
+        A parameter has the wrong type or is out of its range.
+    ValueError
+        Parameters are inconsistent with each other.
+    """
+
+    pes: int = 64
+    taps_per_cycle: int = 1
+    weight_bits: int = 8
+    membrane_bits: int = 16
+    psum_bits: int = 24
+    max_positions: int = 1024
+    max_in_channels: int = 1024
+    max_out_channels: int = 1024
+    max_feature_size: int = 64
+    max_timesteps: int = 32
+    weight_depth: int = 2048
+    spike_memory_bits: int = 65536
+    leak_multiplier: bool = False
+    clock_hz: float = 125e6
+
+    def __post_init__(self):
+        _check_int(self.pes, "Number of PEs")
+        _check_int(self.taps_per_cycle, "Taps per cycle")
+        _check_int(self.weight_bits, "Weight width", 2, 8)
+        _check_int(self.membrane_bits, "Membrane width", 2, 32)
+        _check_int(self.psum_bits, "Partial-sum width", 2, 64)
+        _check_int(self.max_positions, "Maximum position count")
+        _check_int(self.max_in_channels, "Maximum input channel count")
+        _check_int(self.max_out_channels, "Maximum output channel count")
+        _check_int(self.max_feature_size, "Maximum feature map size")
+        _check_int(self.max_timesteps, "Maximum timestep count", 1, 1024)
+        _check_int(self.weight_depth, "Weight memory depth")
+        _check_int(self.spike_memory_bits, "Spike memory size")
+        if not isinstance(self.leak_multiplier, bool):
+            raise TypeError(f"Leak multiplier must be a bool, not {self.leak_multiplier!r}")
+        clock = self.clock_hz
+        if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not (
+                math.isfinite(clock) and clock > 0):
+            raise TypeError(f"Clock frequency must be a positive number of Hz, not {clock!r}")
+        object.__setattr__(self, "clock_hz", float(clock))
+        if self.psum_bits < self.weight_bits:
+            raise ValueError(f"Partial-sum width must be at least the weight width "
+                             f"({self.weight_bits}), not {self.psum_bits}")
+        if self.spike_memory_bits < self.pes:
+            raise ValueError(f"Spike memory must hold at least one {self.pes}-bit word, not "
+                             f"{self.spike_memory_bits} bits")
+
+    # ------------------------------------------------------------------ derived widths
+
+    @property
+    def lanes(self):
+        """Lanes of every row: the number of PEs."""
+        return self.pes
+
+    @property
+    def addr_bits(self):
+        """Address width of the partial-sum banks and the membrane memory."""
+        return _bits_for(self.max_positions)
+
+    @property
+    def weight_addr_bits(self):
+        return _bits_for(self.weight_depth)
+
+    @property
+    def channel_bits(self):
+        """Width of an event's input channel (or input feature)."""
+        return _bits_for(self.max_in_channels)
+
+    @property
+    def max_groups(self):
+        """Channel groups of the widest layer: ``ceil(max_out_channels / pes)``."""
+        return -(-self.max_out_channels // self.pes)
+
+    @property
+    def group_bits(self):
+        return _bits_for(self.max_groups)
+
+    @property
+    def coord_bits(self):
+        """Width of an event's y or x coordinate."""
+        return _bits_for(self.max_feature_size)
+
+    @property
+    def timestep_bits(self):
+        return _bits_for(self.max_timesteps)
+
+    @property
+    def spike_words(self):
+        """Words of ``pes`` bits in each spike bitmap."""
+        return self.spike_memory_bits // self.pes
+
+    @property
+    def spike_addr_bits(self):
+        return _bits_for(self.spike_words)
+
+    # ------------------------------------------------------------------ per-layer needs
+
+    def groups(self, layer):
+        """Channel groups of ``layer``: its output channels tiled by ``pes``."""
+        return -(-layer.out_shape[0] // self.pes)
+
+    def weight_rows(self, layer):
+        """Weight-memory rows of ``layer`` (``docs/accelerator.md``, weight rows).
+
+        ``groups * C_in * K_h * K_w`` for conv2d and avg-pool (a depthwise weight-1
+        convolution addressed like a conv), ``groups * N_in`` for linear, 0 otherwise.
+        """
+        if layer.type == "linear":
+            return self.groups(layer) * layer.in_shape[0]
+        if layer.type in ("conv2d", "avgpool2d"):
+            return self.groups(layer) * layer.in_shape[0] * int(math.prod(layer.kernel))
+        return 0
+
+    def spike_bitmap_bits(self, layer, timesteps):
+        """Bitmap bits of the output of ``layer``: ``timesteps * positions * groups * pes``."""
+        return timesteps * layer_positions(layer) * self.groups(layer) * self.pes
+
+    # ------------------------------------------------------------------ fits
+
+    def fits(self, network):
+        """Check whether ``network`` runs on this design; return a :class:`FitReport`.
+
+        Raises
+        ------
+        TypeError
+            ``network`` is not a :class:`spikeforge.golden.Network`.
+        """
+        if not isinstance(network, Network):
+            raise TypeError(f"fits() needs a spikeforge.golden.Network, not {network!r}")
+        reasons = []
+        T = network.timesteps
+        if T > self.max_timesteps:
+            reasons.append(f"the network {network.name!r} runs {T} timesteps, the config "
+                           f"allows {self.max_timesteps} ({T - self.max_timesteps} over)")
+        if network.membrane_bits > self.membrane_bits:
+            reasons.append(f"the network {network.name!r} needs {network.membrane_bits}-bit "
+                           f"membranes, the config has {self.membrane_bits} "
+                           f"({_plural(network.membrane_bits - self.membrane_bits, 'bit')} "
+                           f"over)")
+        max_pixel = (1 << network.input.bits) - 1
+        for layer in network.layers:
+            if layer.type in _UNSUPPORTED:
+                reasons.append(f"layer {layer.name!r} {_UNSUPPORTED[layer.type]}")
+                continue
+            assert layer.type in _SUPPORTED, layer.type
+            reasons.extend(self._layer_reasons(layer, T, max_pixel))
+        rows = [(layer.name, self.weight_rows(layer)) for layer in network.layers
+                if layer.type in _SUPPORTED and self.weight_rows(layer)]
+        total = sum(count for _, count in rows)
+        if total > self.weight_depth:
+            listing = ", ".join(f"{name} {count}" for name, count in rows)
+            reasons.append(f"the weight memory needs {total} rows ({listing}), the config has "
+                           f"{self.weight_depth} ({total - self.weight_depth} over)")
+        return FitReport(ok=not reasons, reasons=tuple(reasons))
+
+    def _layer_reasons(self, layer, timesteps, max_pixel):
+        name = f"layer {layer.name!r}"
+        if layer.is_synaptic and layer.weight_bits > self.weight_bits:
+            over = _plural(layer.weight_bits - self.weight_bits, "bit")
+            yield (f"{name} needs {layer.weight_bits}-bit weights, the config has "
+                   f"{self.weight_bits} ({over} over)")
+        if layer.is_synaptic or layer.type == "avgpool2d":
+            if layer.is_synaptic:
+                max_in = max_pixel if layer.is_direct_encoded else 1
+                bound = current_bound(layer.weight, layer.bias, max_in)
+            else:
+                bound = int(math.prod(layer.kernel))  # one spike per window tap
+            need = bound.bit_length() + 1  # signed: -bound .. bound
+            if need > self.psum_bits:
+                yield (f"{name} needs {need}-bit partial sums for its worst-case current "
+                       f"{bound}, the config has {self.psum_bits} "
+                       f"({_plural(need - self.psum_bits, 'bit')} over)")
+            positions = layer_positions(layer)
+            if positions > self.max_positions:
+                yield (f"{name} needs {positions} partial-sum positions, the config has "
+                       f"{self.max_positions} ({positions - self.max_positions} over)")
+        if layer.type != "flatten":
+            unit = "features" if layer.type == "linear" else "channels"
+            for side, count, limit in (("input", layer.in_shape[0], self.max_in_channels),
+                                       ("output", layer.out_shape[0], self.max_out_channels)):
+                if count > limit:
+                    yield (f"{name} has {count} {side} {unit}, the config allows {limit} "
+                           f"({count - limit} over)")
+            for side, shape in (("input", layer.in_shape), ("output", layer.out_shape)):
+                if len(shape) == 3 and max(shape[1:]) > self.max_feature_size:
+                    yield (f"{name} has an {side} map of {shape[1]}x{shape[2]}, the config "
+                           f"allows {self.max_feature_size} per side "
+                           f"({max(shape[1:]) - self.max_feature_size} over)")
+        if layer.type in ("conv2d", "maxpool2d", "avgpool2d") and max(layer.stride) > MAX_STRIDE:
+            yield (f"{name} has stride {max(layer.stride)}, the tap generator handles at most "
+                   f"{MAX_STRIDE} ({max(layer.stride) - MAX_STRIDE} over)")
+        if layer.neuron is not None and layer.neuron.leak.kind == "mul" and (
+                not self.leak_multiplier):
+            yield (f"{name} uses a multiplicative leak, but the config has no leak multiplier "
+                   f"(leak_multiplier=False)")
+        # Flatten re-reads its input bitmap; the output layer's membranes are read, not spikes.
+        if layer.output == "spikes" and layer.type != "flatten":
+            bits = self.spike_bitmap_bits(layer, timesteps)
+            usable = self.spike_words * self.pes
+            if bits > usable:
+                product = " x ".join([_plural(timesteps, "timestep"),
+                                      _plural(layer_positions(layer), "position"),
+                                      _plural(self.groups(layer), "group"),
+                                      _plural(self.pes, "lane")])
+                yield (f"{name} needs {bits} spike-bitmap bits ({product}), the config has "
+                       f"{usable} ({bits - usable} over)")
+
+    # ------------------------------------------------------------------ JSON
+
+    def to_json(self):
+        """A JSON-ready dict holding every parameter (the manifest of a generated design)."""
+        return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, obj):
+        """Rebuild a config from :meth:`to_json`'s dict (or its JSON text); validates it.
+
+        Raises
+        ------
+        ValueError
+            Not a config manifest, another version, or a field is missing or unknown.
+        TypeError
+            A field's value is invalid (as in the constructor).
+        """
+        if isinstance(obj, str):
+            obj = json.loads(obj)
+        if not isinstance(obj, dict) or obj.get("format") != FORMAT_NAME:
+            raise ValueError(f"Not an accelerator config manifest (format {FORMAT_NAME!r}): "
+                             f"{obj!r}")
+        if obj.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"Accelerator config format version must be {FORMAT_VERSION}, "
+                             f"not {obj.get('format_version')!r}")
+        names = [f.name for f in fields(cls)]
+        given = {k: v for k, v in obj.items() if k not in ("format", "format_version")}
+        missing = [n for n in names if n not in given]
+        if missing:
+            raise ValueError(f"Accelerator config manifest is missing the field {missing[0]!r}")
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise ValueError(f"Accelerator config manifest has an unknown field {unknown[0]!r}")
+        return cls(**given)
