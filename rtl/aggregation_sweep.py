@@ -12,6 +12,10 @@ Two per-sweep options cover the special cases of ``docs/accelerator.md``:
 * ``keep_current``: the bank row is not cleared, because a direct-encoded layer's current is
   computed once per image and reused every timestep.
 
+The ``bias`` row is added to every current read from the bank (lane by lane, wrapping at
+``psum_bits``), so the banks only ever hold spike-driven sums and are cleared to zero; it is
+zero when left unconnected.
+
 Cycle cost: with the core and the spike stream always ready, a sweep of ``n`` positions
 takes ``n + core latency + 2`` cycles, counting the cycle that samples ``start`` as the first
 and the cycle with the one-cycle ``done`` strobe as the last: one cycle issues the first read,
@@ -24,7 +28,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .interfaces import (
-    RowPortSignature, aggregation_input_layout, aggregation_output_layout, spike_output_layout,
+    RowPortSignature, aggregation_input_layout, aggregation_output_layout, row_layout,
+    spike_output_layout,
 )
 
 __all__ = ["AggregationSweep", "sweep_params_layout"]
@@ -51,6 +56,8 @@ class AggregationSweep(wiring.Component):
     Members
     -------
     params : In(sweep_params_layout(...))
+    bias : In(row_layout(psum_bits, lanes))
+        Added to every current (constant during a sweep; zero when unconnected).
     start : In(1)
         Begins a sweep (ignored while ``busy``).
     busy : Out(1)
@@ -84,6 +91,7 @@ class AggregationSweep(wiring.Component):
                                                   membrane_bits=membrane_bits)
         super().__init__({
             "params": In(self._params_layout),
+            "bias": In(row_layout(psum_bits, lanes)),
             "start": In(1),
             "busy": Out(1),
             "done": Out(1),
@@ -112,9 +120,9 @@ class AggregationSweep(wiring.Component):
         m.d.comb += [
             self.o_core.valid.eq(have_row),
             core_in.addr.eq(current_addr),
-            core_in.current.eq(self.bank.r_data),
         ]
         for lane in range(self._lanes):
+            m.d.comb += core_in.current[lane].eq(self.bank.r_data[lane] + self.bias[lane])
             m.d.comb += core_in.membrane[lane].eq(
                 Mux(params.first_step, params.initial_membrane, self.membrane.r_data[lane]))
 

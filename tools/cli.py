@@ -1,7 +1,8 @@
 """The ``spikeforge`` command line (entry point ``spikeforge = spikeforge.tools.cli:main``).
 
-Sub-commands: ``bundle info``, ``golden`` and ``bench golden``; ``spikeforge --help`` lists
-them with a typical session. Every problem with the user's input (a missing, truncated or
+Sub-commands: ``bundle info``, ``golden``, ``bench golden`` and ``train``; ``spikeforge --help``
+lists them with a typical session. ``train`` imports PyTorch only when it runs, so the other
+commands work without it. Every problem with the user's input (a missing, truncated or
 invalid bundle or dataset file, a bad option) ends the program with one line
 ``spikeforge: error: <sentence>`` on stderr and exit status 2; output is written only once
 it is complete, so a failing run never leaves half a table or half a JSON object.
@@ -28,6 +29,7 @@ typical session:
   spikeforge bundle info my_net.sfb --json    # any bundle, machine-readable
   spikeforge golden my_net.sfb --dataset mnist --limit 1000 --json > golden.json
   spikeforge bench golden                     # golden model vs snnTorch, images per second
+  spikeforge train mnist-vgg --out vgg.sfb    # train a preset and write its bundle
 
 BUNDLE defaults to the model shipped in the package (spikeforge/models/digits_snn.sfb).
 Datasets are read from --data-dir, by default ../shared/datasets next to the current
@@ -54,6 +56,17 @@ def _positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number")
     return value
+
+
+def _weight_bits(text):
+    value = _positive_int(text)
+    if not 2 <= value <= 8:
+        raise argparse.ArgumentTypeError(f"{value} is outside the supported weight bits 2..8")
+    return value
+
+
+#: ``spikeforge train`` presets (kept here so that --help needs no torch).
+_TRAIN_PRESETS = ("digits-conv", "mnist-vgg", "mnist-resnet")
 
 
 def _bundle_argument(parser):
@@ -116,6 +129,53 @@ def build_parser():
                         help="folder holding mnist/ (random images when not found)")
     versus.add_argument("--json", action="store_true", help="print one JSON object")
     versus.set_defaults(handler=_bench)
+
+    train = commands.add_parser(
+        "train", help="train a preset ANN, convert it to an integer SNN, write the bundle",
+        description="Train a preset network as a float ANN, retrain it with quantized ReLUs and "
+                    "quantized weights, convert it to an integer IF-neuron SNN and write the "
+                    "bundle, with the float ANN, quantized ANN and SNN (golden model) test "
+                    "accuracies in its metadata. Progress goes to stderr. Presets: "
+                    "digits-conv, mnist-vgg, mnist-resnet. Needs `pip install "
+                    "spikeforge[train]`.")
+    train.add_argument("preset", choices=list(_TRAIN_PRESETS), metavar="PRESET",
+                       help="one of " + ", ".join(_TRAIN_PRESETS))
+    train.add_argument("--out", type=Path, required=True, metavar="BUNDLE",
+                       help="bundle file to write (.sfb)")
+    train.add_argument("--epochs", type=_positive_int, metavar="N",
+                       help="epochs of each phase (float ANN, quantized ANN); default: preset's")
+    train.add_argument("--timesteps", type=_positive_int, metavar="T",
+                       help="SNN timesteps, also the quantized ReLU's levels (default 8)")
+    train.add_argument("--weight-bits", type=_weight_bits, metavar="B",
+                       help="weight bits 2..8 (default: 8 for digits-conv, 4 for MNIST)")
+    train.add_argument("--seed", type=int, default=0, metavar="S",
+                       help="seed of initialisation, shuffling and augmentation (default 0)")
+    train.add_argument("--data-dir", type=Path, metavar="DIR",
+                       help="folder holding mnist/ (default ../shared/datasets)")
+    # Smoke tests: train (and, for MNIST, validate and test) on only the first N images.
+    train.add_argument("--train-limit", type=_positive_int, help=argparse.SUPPRESS)
+    train.set_defaults(handler=_train)
+
+    simulate = commands.add_parser(
+        "simulate", help="RTL vs golden model on the first test images (Amaranth simulator)",
+        description="Run the accelerator RTL in the Amaranth simulator on the first N test "
+                    "images, checking every membrane write and spike against the golden "
+                    "model as it happens; print per image pass/fail, the hardware cycle "
+                    "counter and the cycle model's prediction. Exit status 1 on any mismatch "
+                    "(or cycle-model disagreement).")
+    _bundle_argument(simulate)
+    simulate.add_argument("--dataset", choices=DATASETS,
+                          help="test set; default: the dataset named in the bundle")
+    simulate.add_argument("--images", type=_positive_int, default=1, metavar="N",
+                          help="simulate the first N test images (default 1)")
+    simulate.add_argument("--pes", type=_positive_int, default=64, metavar="P",
+                          help="processing elements of the design (default 64)")
+    simulate.add_argument("--vcd", type=Path, metavar="DIR",
+                          help="write a waveform DIR/imageN.vcd for each failing image")
+    simulate.add_argument("--data-dir", type=Path, metavar="DIR",
+                          help="folder holding mnist/ (default ../shared/datasets)")
+    simulate.add_argument("--json", action="store_true", help="print one JSON object")
+    simulate.set_defaults(handler=_simulate)
     return parser
 
 
@@ -205,6 +265,60 @@ def _bench(args):
     return "\n".join(bench_lines(result))
 
 
+def _train(args):
+    try:
+        import torch
+    except ImportError:
+        raise CLIError("training needs PyTorch, which is not installed; install it with "
+                       "pip install 'spikeforge[train]'") from None
+    from spikeforge.train.presets import train_preset
+
+    if not args.out.parent.is_dir():
+        raise CLIError(f"the folder {args.out.parent} for the bundle does not exist")
+    data_dir = None
+    if args.preset != "digits-conv":
+        data_dir = _data_dir(args.data_dir)
+        if data_dir is None:
+            raise DatasetError("no dataset folder was found (looked for ../shared/datasets "
+                               "next to the current directory and the repository); pass "
+                               "--data-dir")
+
+    def log(line):
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    result = train_preset(args.preset, args.out, epochs=args.epochs, timesteps=args.timesteps,
+                          weight_bits=args.weight_bits, seed=args.seed, data_dir=data_dir,
+                          train_limit=args.train_limit, log=log)
+    return (f"wrote {args.out}: {result.preset} (torch {torch.__version__}), test accuracy on "
+            f"{result.test_images} images: float ANN {100 * result.float_accuracy:.2f} %, "
+            f"quantized ANN {100 * result.qrelu_accuracy:.2f} %, SNN (golden model) "
+            f"{100 * result.snn_accuracy:.2f} %; {result.seconds:.0f} s")
+
+
+def _simulate(args):
+    from spikeforge.rtl.program import ProgramError
+
+    from .simulate import simulate, simulate_lines
+
+    network, path = _load_bundle(args.bundle)
+    dataset = args.dataset or network.dataset.get("name")
+    if dataset not in DATASETS:
+        raise CLIError(f"the bundle {network.name!r} names no known dataset; pass --dataset "
+                       f"({', '.join(DATASETS)})")
+    if args.vcd is not None and not args.vcd.is_dir():
+        raise CLIError(f"the waveform folder {args.vcd} does not exist")
+    test = load_test_set(dataset, network, _data_dir(args.data_dir))
+    count = min(args.images, test.x.shape[0])
+    try:
+        summary = simulate(network, test.x[:count], test.y[:count], pes=args.pes,
+                           vcd_dir=args.vcd, bundle=path, dataset=dataset)
+    except ProgramError as error:
+        raise CLIError(str(error)) from None
+    text = json.dumps(summary, indent=2) if args.json else "\n".join(simulate_lines(summary))
+    return text, 1 if summary["failed"] else 0
+
+
 def _one_line(error):
     text = " ".join(str(error).split())
     return text or type(error).__name__
@@ -227,8 +341,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         sys.stderr.write("spikeforge: interrupted\n")
         return 130
+    status = 0
+    if isinstance(text, tuple):  # (output, exit status): simulate exits 1 on a mismatch
+        text, status = text
     _emit(text)
-    return 0
+    return status
 
 
 if __name__ == "__main__":

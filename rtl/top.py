@@ -1,0 +1,291 @@
+"""Top level: the sequencer, the datapath blocks, the memories and the hardware counters.
+
+Dataflow (``docs/accelerator.md``): the event scanner reads the input spike bitmap of a
+layer, the tap generator expands events into taps, the PE array accumulates weight rows into
+the fill bank of the ping-pong controller; a direct-encoded layer's current comes from the
+reference MAC instead (pixel memory, same weight rows). The aggregation sweep drains the
+other bank through the aggregation core (adding the group's bias row), writes the membrane
+memory and hands spike rows to the spike writer, which writes the layer's output bitmap.
+In a max-pool layer the scanner's events go to the max-pool pass (``rtl/maxpool.py``)
+instead, which ORs them into the output bitmap. The sequencer (``rtl/sequencer.py``) drives all of it from the descriptor table.
+
+The host loads the weight, bias, descriptor and pixel memories (``rtl/program.py`` builds
+their images), pulses ``start`` and waits for ``done``; the output layer's final
+membranes are then in the membrane memory, group ``g`` at rows ``g * positions ...``.
+
+Counters (``counter_bits`` wide, cleared by ``start``): ``cycles`` (the sequencer is busy),
+the busy cycles of the PE array, the aggregation sweep, the event scanner and the MAC,
+``overlap_cycles`` (PE array and sweep busy together) and, per descriptor, the spikes the
+layer emitted (the ``spike_counts`` memory).
+"""
+
+from amaranth.hdl import Module, Mux, unsigned
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from .aggregation import AggregationCore
+from .aggregation_sweep import AggregationSweep
+from .config import AcceleratorConfig
+from .event_scanner import EventScanner
+from .interfaces import row_layout
+from .maxpool import MaxPoolPass
+from .pe_array import PEArray
+from .pingpong import PingPong
+from .reference_mac import ReferenceMAC
+from .sequencer import Sequencer, descriptor_widths
+from .spike_writer import SpikeWriter
+from .tap_generator import TapGenerator
+
+__all__ = ["Top"]
+
+_COUNTERS = ("cycles", "pe_busy_cycles", "aggregation_busy_cycles", "scanner_busy_cycles",
+             "mac_busy_cycles", "overlap_cycles")
+
+
+def _check_positive(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise TypeError(f"{name} must be a positive integer, not {value!r}")
+
+
+class Top(wiring.Component):
+    """The whole accelerator for one :class:`~.config.AcceleratorConfig`.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+    bias_depth : int
+        Rows of the bias memory (one per layer and channel group).
+    max_layers : int
+        Rows of the descriptor table and of the spike counters.
+    pixel_depth : int
+        Words of the pixel (input image) memory.
+    pixel_bits : int
+        Width of an unsigned pixel.
+    counter_bits : int
+        Width of the counters.
+
+    Members
+    -------
+    start : In(1)
+    busy : Out(1)
+    done : Out(1)
+        One-cycle strobe at the end of a run.
+    cycles, pe_busy_cycles, aggregation_busy_cycles, scanner_busy_cycles, mac_busy_cycles,
+    overlap_cycles : Out(counter_bits)
+        The hardware counters.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not an ``AcceleratorConfig`` or a size is not a positive integer.
+    """
+
+    def __init__(self, *, config, bias_depth=256, max_layers=16, pixel_depth=4096,
+                 pixel_bits=8, counter_bits=32):
+        if not isinstance(config, AcceleratorConfig):
+            raise TypeError(f"Config must be an AcceleratorConfig, not {config!r}")
+        for name, value in (("Bias depth", bias_depth), ("Layer count", max_layers),
+                            ("Pixel depth", pixel_depth), ("Pixel width", pixel_bits),
+                            ("Counter width", counter_bits)):
+            _check_positive(name, value)
+        self._config = config
+        self._sizes = {"bias_depth": bias_depth, "max_layers": max_layers,
+                       "pixel_depth": pixel_depth, "pixel_bits": pixel_bits}
+        c = config
+        lanes = c.pes
+        w = descriptor_widths(c, bias_depth=bias_depth, max_layers=max_layers)
+        pixel_addr_bits = max(1, (pixel_depth - 1).bit_length())
+        # Blocks live here (not in elaborate) so that the harness can watch their ports.
+        self.sequencer = Sequencer(widths=w, counter_bits=counter_bits)
+        self.scanner = EventScanner(lanes=lanes, word_addr_bits=c.spike_addr_bits,
+                                    channel_bits=max(c.channel_bits, lanes.bit_length()),
+                                    coord_bits=c.coord_bits, position_bits=c.addr_bits + 1,
+                                    group_bits=w["count_bits"])
+        self.tap_generator = TapGenerator(
+            channel_bits=max(c.channel_bits, lanes.bit_length()), coord_bits=c.coord_bits,
+            addr_bits=c.addr_bits, weight_addr_bits=c.weight_addr_bits)
+        self.pool = MaxPoolPass(lanes=lanes, word_addr_bits=c.spike_addr_bits,
+                                channel_bits=max(c.channel_bits, lanes.bit_length()),
+                                coord_bits=c.coord_bits, group_bits=w["count_bits"])
+        self.pe_array = PEArray(lanes=lanes, weight_bits=c.weight_bits, psum_bits=c.psum_bits,
+                                addr_bits=c.addr_bits, weight_addr_bits=c.weight_addr_bits,
+                                taps_per_cycle=c.taps_per_cycle)
+        self.mac = ReferenceMAC(lanes=lanes, input_bits=pixel_bits, weight_bits=c.weight_bits,
+                                psum_bits=c.psum_bits, addr_bits=c.addr_bits,
+                                pixel_addr_bits=pixel_addr_bits,
+                                weight_addr_bits=c.weight_addr_bits, coord_bits=c.coord_bits,
+                                channel_bits=c.channel_bits + 1)
+        self.pingpong = PingPong(addr_bits=c.addr_bits, psum_bits=c.psum_bits, lanes=lanes,
+                                 depth=c.max_positions, counter_bits=counter_bits)
+        self.sweep = AggregationSweep(lanes=lanes, psum_bits=c.psum_bits,
+                                      membrane_bits=c.membrane_bits, addr_bits=c.addr_bits)
+        self.core = AggregationCore(lanes=lanes, psum_bits=c.psum_bits,
+                                    membrane_bits=c.membrane_bits, addr_bits=c.addr_bits,
+                                    leak_multiplier=c.leak_multiplier)
+        self.writer = SpikeWriter(lanes=lanes, addr_bits=c.addr_bits,
+                                  word_addr_bits=c.spike_addr_bits, group_bits=w["count_bits"])
+        # Memories the host loads and reads (MemoryData, so that simulations can reach them).
+        self.weights = memory.MemoryData(shape=row_layout(c.weight_bits, lanes),
+                                         depth=c.weight_depth, init=[])
+        self.biases = memory.MemoryData(shape=row_layout(c.psum_bits, lanes), depth=bias_depth,
+                                        init=[])
+        self.descriptors = memory.MemoryData(shape=self.sequencer.descriptor_layout,
+                                             depth=max_layers, init=[])
+        self.pixels = memory.MemoryData(shape=unsigned(pixel_bits), depth=pixel_depth, init=[])
+        self.bitmaps = tuple(memory.MemoryData(shape=unsigned(lanes), depth=c.spike_words,
+                                               init=[]) for _ in range(2))
+        self.membranes = memory.MemoryData(shape=row_layout(c.membrane_bits, lanes),
+                                           depth=c.max_positions, init=[])
+        self.spike_counts = memory.MemoryData(shape=unsigned(counter_bits), depth=max_layers,
+                                              init=[])
+        super().__init__({"start": In(1), "busy": Out(1), "done": Out(1),
+                          **{name: Out(counter_bits) for name in _COUNTERS}})
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def sizes(self):
+        """``bias_depth``, ``max_layers``, ``pixel_depth`` and ``pixel_bits`` as a dict."""
+        return dict(self._sizes)
+
+    def elaborate(self, platform):
+        m = Module()
+        seq, scan, taps, pe = self.sequencer, self.scanner, self.tap_generator, self.pe_array
+        mac, pp, sweep, core, writer = self.mac, self.pingpong, self.sweep, self.core, self.writer
+        for name, block in (("sequencer", seq), ("scanner", scan), ("tap_generator", taps),
+                            ("pe_array", pe), ("mac", mac), ("pingpong", pp), ("sweep", sweep),
+                            ("core", core), ("writer", writer), ("pool", self.pool)):
+            m.submodules[name] = block
+        desc = seq.desc
+        direct = desc.direct
+
+        m.d.comb += [seq.start.eq(self.start), self.busy.eq(seq.busy), self.done.eq(seq.done)]
+
+        # Descriptor table and bias rows: the read data holds for the layer / the group.
+        m.submodules.descriptors = descriptors = memory.Memory(data=self.descriptors)
+        table = descriptors.read_port()
+        m.d.comb += [table.addr.eq(seq.table.addr), table.en.eq(seq.table.en),
+                     seq.table.data.eq(table.data)]
+        m.submodules.biases = biases = memory.Memory(data=self.biases)
+        bias = biases.read_port()
+        m.d.comb += [bias.addr.eq(seq.bias.addr), bias.en.eq(seq.bias.en)]
+
+        # Spike bitmaps: the scanner reads bitmap in_sel, the writer (or, in a max-pool
+        # layer, the pool pass, read-modify-write) writes bitmap out_sel.
+        pool = self.pool
+        pooling = desc.pool
+        scan_data, pool_data = [], []
+        for index, bitmap_data in enumerate(self.bitmaps):
+            m.submodules[f"bitmap{index}"] = bitmap = memory.Memory(data=bitmap_data)
+            read, write = bitmap.read_port(), bitmap.write_port()
+            pool_read = bitmap.read_port()
+            out_here = desc.out_sel == index
+            m.d.comb += [
+                read.addr.eq(scan.mem.addr), read.en.eq(scan.mem.en & (desc.in_sel == index)),
+                pool_read.addr.eq(pool.read.addr), pool_read.en.eq(pool.read.en & out_here),
+                write.addr.eq(Mux(pooling, pool.write.addr, writer.mem.addr)),
+                write.data.eq(Mux(pooling, pool.write.data, writer.mem.data)),
+                # The output layer's spike rows are all zero: nothing to store.
+                write.en.eq(out_here & Mux(pooling, pool.write.en,
+                                           writer.mem.en & ~desc.output)),
+            ]
+            scan_data.append(read.data)
+            pool_data.append(pool_read.data)
+        m.d.comb += [scan.mem.data.eq(Mux(desc.in_sel, scan_data[1], scan_data[0])),
+                     pool.read.data.eq(Mux(desc.out_sel, pool_data[1], pool_data[0]))]
+
+        # Fill side: scanner -> tap generator -> PE array, or the MAC.
+        m.d.comb += [scan.start.eq(seq.scan_start), scan.params.eq(seq.scan_params),
+                     taps.geometry.eq(seq.geometry)]
+        # The scanner's events go to the tap generator, or to the pool pass when pooling.
+        events, to_taps, to_pool = scan.o_stream, taps.i_stream, pool.i_stream
+        m.d.comb += [
+            to_taps.payload.eq(events.payload), to_pool.payload.eq(events.payload),
+            to_taps.valid.eq(events.valid & ~pooling), to_pool.valid.eq(events.valid & pooling),
+            events.ready.eq(Mux(pooling, to_pool.ready, to_taps.ready)),
+            pool.start.eq(seq.pool_start), seq.pool_done.eq(pool.done),
+            pool.params.kernel_h.eq(desc.geometry.kernel_h),
+            pool.params.kernel_w.eq(desc.geometry.kernel_w),
+            pool.params.stride_h.eq(desc.geometry.stride_h),
+            pool.params.stride_w.eq(desc.geometry.stride_w),
+            pool.params.out_h.eq(desc.geometry.out_h), pool.params.out_w.eq(desc.geometry.out_w),
+            pool.params.groups.eq(desc.groups),
+            pool.params.word_base.eq(seq.write_params.word_base),
+        ]
+        wiring.connect(m, taps=taps.o_stream, pe_array=pe.i_stream)
+        m.d.comb += [
+            seq.fill_marker.eq(taps.o_stream.valid & taps.o_stream.payload.end),
+            seq.fill_done.eq(pe.done),
+            mac.start.eq(seq.mac_start), mac.geometry.eq(seq.geometry),
+            mac.in_channels.eq(desc.in_channels), mac.bias.eq(bias.data),
+            seq.mac_done.eq(mac.done),
+        ]
+        m.submodules.pixels = pixels = memory.Memory(data=self.pixels)
+        pixel_read = pixels.read_port()
+        m.d.comb += [pixel_read.addr.eq(mac.pixels.addr), pixel_read.en.eq(mac.pixels.en),
+                     mac.pixels.data.eq(pixel_read.data)]
+        m.submodules.weights = weights = memory.Memory(data=self.weights)
+        weight_read = weights.read_port()
+        m.d.comb += [
+            weight_read.addr.eq(Mux(direct, mac.weights.addr, pe.weights.addr)),
+            weight_read.en.eq(Mux(direct, mac.weights.en, pe.weights.en)),
+            pe.weights.data.eq(weight_read.data), mac.weights.data.eq(weight_read.data),
+        ]
+        fill = pp.fill
+        with m.If(direct):
+            m.d.comb += [fill.r_addr.eq(mac.bank.r_addr), fill.r_en.eq(mac.bank.r_en),
+                         fill.w_addr.eq(mac.bank.w_addr), fill.w_en.eq(mac.bank.w_en),
+                         fill.w_data.eq(mac.bank.w_data)]
+        with m.Else():
+            m.d.comb += [fill.r_addr.eq(pe.bank.r_addr), fill.r_en.eq(pe.bank.r_en),
+                         fill.w_addr.eq(pe.bank.w_addr), fill.w_en.eq(pe.bank.w_en),
+                         fill.w_data.eq(pe.bank.w_data)]
+        m.d.comb += [pe.bank.r_data.eq(fill.r_data), mac.bank.r_data.eq(fill.r_data)]
+
+        # Drain side: sweep + core, membranes, spike writer.
+        wiring.connect(m, sweep=sweep.bank, pingpong=pp.drain)
+        m.d.comb += [
+            pp.swap.eq(seq.swap), pp.fill_busy.eq(pe.busy | mac.busy),
+            pp.drain_busy.eq(sweep.busy), pp.clear.eq(self.start & ~seq.busy),
+            sweep.start.eq(seq.sweep_start), sweep.params.eq(seq.sweep_params),
+            seq.sweep_done.eq(sweep.done),
+            # A direct layer's MAC already added the bias.
+            sweep.bias.eq(Mux(direct, 0, bias.data)),
+            core.params.eq(desc.neuron),
+            writer.params.eq(seq.write_params),
+            seq.spikes.eq(writer.spikes),
+        ]
+        wiring.connect(m, sweep=sweep.o_core, core=core.i_stream)
+        wiring.connect(m, core=core.o_stream, sweep=sweep.i_core)
+        wiring.connect(m, sweep=sweep.o_spikes, writer=writer.i_stream)
+        m.submodules.membranes = membranes = memory.Memory(data=self.membranes)
+        membrane_read, membrane_write = membranes.read_port(), membranes.write_port()
+        offset = seq.membrane_offset
+        m.d.comb += [
+            membrane_read.addr.eq(sweep.membrane.r_addr + offset),
+            membrane_read.en.eq(sweep.membrane.r_en),
+            sweep.membrane.r_data.eq(membrane_read.data),
+            membrane_write.addr.eq(sweep.membrane.w_addr + offset),
+            membrane_write.en.eq(sweep.membrane.w_en),
+            membrane_write.data.eq(sweep.membrane.w_data),
+        ]
+        m.submodules.spike_counts = counts = memory.Memory(data=self.spike_counts)
+        count_write = counts.write_port()
+        m.d.comb += [count_write.addr.eq(seq.counts.addr), count_write.en.eq(seq.counts.en),
+                     count_write.data.eq(seq.counts.data)]
+
+        # Counters.
+        busy_of = {"cycles": seq.busy, "pe_busy_cycles": pe.busy,
+                   "aggregation_busy_cycles": sweep.busy, "scanner_busy_cycles": scan.busy,
+                   "mac_busy_cycles": mac.busy}
+        clear = self.start & ~seq.busy
+        for name, condition in busy_of.items():
+            counter = getattr(self, name)
+            with m.If(clear):
+                m.d.sync += counter.eq(0)
+            with m.Elif(condition):
+                m.d.sync += counter.eq(counter + 1)
+        m.d.comb += self.overlap_cycles.eq(pp.overlap_cycles)
+        return m

@@ -1,0 +1,137 @@
+# amaranth: UnusedElaboratable=no
+"""Top level: construction, the host's memory images (rtl/program.py) and the shipped digits
+bundle end to end on the RTL, checked by the scoreboard and the cycle model."""
+
+import pytest
+from amaranth.hdl import Fragment
+
+from random_networks import random_network
+from spikeforge.golden import network_from_parts, quantize_input, read_bundle
+from spikeforge.rtl.config import AcceleratorConfig
+from spikeforge.rtl.program import ProgramError, build_program
+from spikeforge.rtl.reference_mac import run_cycles
+from spikeforge.rtl.top import Top
+from spikeforge.sim.harness import DEFAULT_SIZES, Harness
+from spikeforge.tools.evaluate import default_bundle_path, load_test_set
+
+SMALL = AcceleratorConfig(pes=4, max_positions=64, weight_depth=512, spike_memory_bits=4096,
+                          max_in_channels=64, max_out_channels=64, max_feature_size=16)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    network = read_bundle(default_bundle_path())
+    test = load_test_set("digits", network, None)
+    return network, quantize_input(test.x[:4], network.input)
+
+
+def test_init():
+    top = Top(config=SMALL)
+    assert top.config is SMALL
+    assert top.sizes == {"bias_depth": 256, "max_layers": 16, "pixel_depth": 4096,
+                         "pixel_bits": 8}
+    assert set(top.signature.members.keys()) == {
+        "start", "busy", "done", "cycles", "pe_busy_cycles", "aggregation_busy_cycles",
+        "scanner_busy_cycles", "mac_busy_cycles", "overlap_cycles"}
+    assert (top.weights.depth, top.membranes.depth, top.bitmaps[0].depth) == (512, 64, 1024)
+    # Elaborate it: the blocks built in rtl/top.py must not warn as unused elaboratables.
+    Fragment.get(top, None)
+
+
+def test_init_wrong_config():
+    with pytest.raises(TypeError, match=r"^Config must be an AcceleratorConfig, not 4$"):
+        Top(config=4)
+
+
+@pytest.mark.parametrize("param, message", [
+    ("bias_depth", "Bias depth"), ("max_layers", "Layer count"), ("pixel_depth", "Pixel depth"),
+    ("pixel_bits", "Pixel width"), ("counter_bits", "Counter width")])
+def test_init_wrong_sizes(param, message):
+    with pytest.raises(TypeError, match=rf"^{message} must be a positive integer, not 0$"):
+        Top(config=SMALL, **{param: 0})
+
+
+def test_program_digits(digits):
+    network, _ = digits
+    config = AcceleratorConfig(pes=4)
+    program = build_program(network, config, **DEFAULT_SIZES)
+    assert [p.name for p in program.layers] == ["conv1", "conv2", "fc"]
+    assert [d["groups"] for d in program.descriptors] == [2, 4, 3]
+    assert [d["last"] for d in program.descriptors] == [0, 0, 1]
+    assert len(program.weights) == sum(config.weight_rows(layer) for layer in network.layers)
+    # conv2, group 1, tap (c_in=3, ky=2, kx=0): lanes are output channels 4..7.
+    conv2 = network.layer("conv2")
+    base = program.descriptors[1]["geometry"]["weight_base"]
+    row = program.weights[base + 1 * 8 * 9 + (3 * 3 + 2) * 3 + 0]
+    assert row == conv2.weight[4:8, 3, 2, 0].tolist()
+    # fc reads conv2's bitmap as a 16x4x4 map: feature c * 16 + y * 4 + x.
+    fc = program.descriptors[2]
+    assert (fc["geometry"]["linear"], fc["geometry"]["in_h"], fc["in_channels"],
+            fc["in_sel"]) == (1, 4, 16, program.descriptors[1]["out_sel"])
+    assert program.biases[program.descriptors[2]["bias_base"] + 2] == [
+        int(b) for b in network.layer("fc").bias[8:10]] + [0, 0]
+    assert program.descriptors[0]["neuron"]["membrane_narrow"] == 0
+
+
+def test_program_refuses_unfit(digits):
+    network, _ = digits
+    with pytest.raises(ProgramError, match=r"^network 'digits_snn' does not fit the "
+                                           r"accelerator: .*layer 'conv1' has 8 output "
+                                           r"channels, the config allows 4 \(4 over\)"):
+        build_program(network, AcceleratorConfig(pes=4, max_out_channels=4), **DEFAULT_SIZES)
+
+
+def test_program_refuses_residual():
+    manifest, arrays = random_network(0, "residual")
+    network = network_from_parts(manifest, arrays)
+    adds = [layer.name for layer in network.layers if layer.type == "add"]
+    with pytest.raises(ProgramError, match=rf"^network 'random_0' does not fit the "
+                                           rf"accelerator: .*layer '{adds[0]}' is a residual "
+                                           rf"add, which the RTL does not support yet"):
+        build_program(network, AcceleratorConfig(pes=4, leak_multiplier=True, membrane_bits=32,
+                                                 psum_bits=64), **DEFAULT_SIZES)
+
+
+def test_program_maxpool():
+    manifest, arrays = random_network(1, "conv2d")  # conv2d -> maxpool2d -> flatten -> linear
+    network = network_from_parts(manifest, arrays)
+    config = AcceleratorConfig(pes=4, leak_multiplier=True, membrane_bits=32, psum_bits=48)
+    program = build_program(network, config, **DEFAULT_SIZES)
+    pool = program.descriptors[1]
+    assert (pool["pool"], pool["group_stride"], program.layers[1].pool) == (1, 0, True)
+    assert program.descriptors[2]["in_sel"] == pool["out_sel"] != program.descriptors[0][
+        "out_sel"]
+
+
+def _check_digits(network, images, config):
+    harness = Harness(network, config)
+    golden = harness.expected(images)
+    results = harness.run(images, golden=golden)
+    for index, result in enumerate(results):
+        assert result.cycles == result.predicted_cycles
+        assert result.prediction == result.expected_prediction
+        assert result.output_membrane == golden.output_membrane[index].tolist()
+        assert result.spike_counts == {name: int(golden.spikes[name][:, index].sum())
+                                       for name in ("conv1", "conv2")}
+        counters = result.counters
+        mac = run_cycles(harness.program.descriptors[0]["geometry"], 1) - 1
+        assert counters["mac_busy_cycles"] == config.groups(network.layer("conv1")) * mac
+        assert counters["overlap_cycles"] > 0
+        assert 0 < counters["pe_busy_cycles"] < counters["cycles"]
+    return results
+
+
+def test_sim_digits(digits):
+    network, images = digits
+    _check_digits(network, images[:2], AcceleratorConfig())
+
+
+def test_sim_digits_pes16(digits):
+    network, images = digits
+    _check_digits(network, images[2:3], AcceleratorConfig(pes=16))
+
+
+def test_sim_digits_pes4_group_tiling(digits):
+    network, images = digits
+    results = _check_digits(network, images[3:4], AcceleratorConfig(pes=4))
+    assert results[0].cycles > 8000  # 2 + 4 + 3 groups instead of 1 + 1 + 1
