@@ -231,17 +231,18 @@ def test_intsim_matches_golden_on_every_supported_layer_kind(tmp_path):
 
 def test_intsim_names_an_unsupported_layer_type(tmp_path):
     rng = np.random.default_rng(3)
-    arrays = {"a.weight": rng.integers(-3, 3, (2, 2, 1, 1)).astype(np.int8),
-              "b.weight": rng.integers(-3, 3, (2, 2, 1, 1)).astype(np.int8),
-              "fc.weight": rng.integers(-3, 3, (3, 72)).astype(np.int8)}
-    neuron = {"threshold": 4, "reset": "subtract"}
-    conv = dict(out_channels=2, kernel=[1, 1], stride=[1, 1], padding=[0, 0], weight_bits=3)
-    layers = [_layer("a", "conv2d", [2, 6, 6], neuron=neuron, **conv),
-              _layer("b", "conv2d", [2, 6, 6], neuron=neuron, **conv),
-              _layer("sum", "add", [2, 6, 6], inputs=["a", "b"], scales=[1, 1], neuron=neuron),
-              _layer("flat", "flatten", [72]),
+    arrays = {"c3.weight": rng.integers(-3, 3, (2, 1, 1, 1, 1)).astype(np.int8),
+              "fc.weight": rng.integers(-3, 3, (3, 144)).astype(np.int8)}
+    layers = [_layer("c3", "conv3d", [2, 2, 6, 6], out_channels=2, kernel=[1, 1, 1],
+                     stride=[1, 1, 1], padding=[0, 0, 0], weight_bits=3,
+                     neuron={"threshold": 4, "reset": "subtract"}),
+              _layer("flat", "flatten", [144]),
               _layer("fc", "linear", [3], output="membrane", out_features=3, weight_bits=3,
                      neuron={})]
-    network = _synthetic_network(tmp_path, layers, arrays)
-    with pytest.raises(NotImplementedError, match="'add'"):
-        intsim.run(network, np.zeros((1, 2, 6, 6), dtype=np.int64))
+    manifest = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "name": "cube",
+                "timesteps": 2, "membrane_bits": 10,
+                "input": {"shape": [1, 2, 6, 6], "bits": 4, "raw_min": 0.0, "raw_max": 15.0},
+                "layers": layers}
+    network = golden.write_bundle(tmp_path / "cube.sfb", manifest, arrays)
+    with pytest.raises(NotImplementedError, match="'conv3d'"):
+        intsim.run(network, np.zeros((1, 1, 2, 6, 6), dtype=np.int64))

@@ -109,9 +109,15 @@ def _train(net, x, y, *, epochs, lr, config, label, log, x_test, y_test):
             f"({time.perf_counter() - start:.2f} s)")
 
 
-def train_digits(out, config=None, *, log=print):
-    """Run the whole recipe and write the bundle to ``out``; return a :class:`DigitsRun`."""
+def train_digits(out, config=None, *, log=print, extra_metadata=None):
+    """Run the whole recipe and write the bundle to ``out``; return a :class:`DigitsRun`.
+
+    ``extra_metadata`` (``spikeforge train`` passes the preset, seed and epochs) is merged into
+    the bundle's metadata together with ``training_seconds``; without it the metadata holds no
+    timing, so the bundle is byte-identical from run to run.
+    """
     config = config or DigitsConfig()
+    started = time.perf_counter()
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     spec = golden.InputSpec(tuple(INPUT_SPEC["shape"]), INPUT_SPEC["bits"],
@@ -148,6 +154,9 @@ def train_digits(out, config=None, *, log=print):
         "ann_float_accuracy": float_accuracy, "ann_qrelu_accuracy": qrelu_accuracy,
         "test_images": len(y_test), "torch_version": torch.__version__,
     }
+    if extra_metadata is not None:
+        metadata.update(extra_metadata,
+                        training_seconds=round(time.perf_counter() - started, 1))
     dataset = {"name": "digits", "split": dict(DIGITS_SPLIT)}
     kwargs = dict(name="digits_snn", input_spec=INPUT_SPEC, dataset=dataset)
     network = export_bundle(net, out, metadata=metadata, **kwargs)

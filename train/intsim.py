@@ -1,7 +1,8 @@
 """A PyTorch integer simulation of a bundle, written independently of the golden model.
 
-It implements ``docs/neuron.md`` for networks made of conv2d, linear, maxpool2d, avgpool2d
-and flatten layers, on ``int64`` tensors, with the schedule a time-stepped simulator would
+It implements ``docs/neuron.md`` for networks made of conv2d, linear, maxpool2d, avgpool2d,
+flatten and add (residual) layers, including synaptic and avg-pool layers whose output is their
+raw ``"current"``, on ``int64`` tensors, with the schedule a time-stepped simulator would
 use: for each timestep, for each layer (the golden model goes layer by layer instead). Any
 other layer type raises ``NotImplementedError`` naming it.
 
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 __all__ = ["IntSimResult", "SUPPORTED_TYPES", "run"]
 
 #: Layer types this simulation implements.
-SUPPORTED_TYPES = ("conv2d", "linear", "maxpool2d", "avgpool2d", "flatten")
+SUPPORTED_TYPES = ("conv2d", "linear", "maxpool2d", "avgpool2d", "flatten", "add")
 _FLOAT_EXACT = 1 << 53
 
 
@@ -40,7 +41,8 @@ class IntSimResult:
     membranes : dict name -> (T, N, *out_shape)
         Membrane after reset of every layer with a neuron, at every timestep.
     currents : dict name -> (T, N, *out_shape)
-        Input current of every synaptic and avg-pool layer at every timestep.
+        Input current of every synaptic, avg-pool and add layer at every timestep (for a layer
+        with ``output == "current"`` this is its output).
     """
 
     predictions: torch.Tensor
@@ -82,6 +84,16 @@ def _pool(layer, spikes):
         # divisor_override=1 turns the average into the window's sum: an exact spike count.
         out = F.avg_pool2d(x, layer.kernel, layer.stride, divisor_override=1)
     return out.to(torch.int64)
+
+
+def _residual(layer, spikes, currents):
+    """``I = sum_i scale_i * in_i`` over this timestep's spikes or currents of the inputs."""
+    total = None
+    for source, scale in zip(layer.inputs, layer.scales):
+        value = spikes[source] if source in spikes else currents[source]
+        term = int(scale) * value
+        total = term if total is None else total + term
+    return total
 
 
 def _leak(v, leak):
@@ -152,10 +164,11 @@ def run(network, x_int):
     spikes = {layer.name: [] for layer in network.layers if layer.output == "spikes"}
     membranes = {name: [] for name in membrane}
     currents = {layer.name: [] for layer in network.layers
-                if layer.is_synaptic or layer.type == "avgpool2d"}
+                if layer.is_synaptic or layer.type in ("avgpool2d", "add")}
 
     for _ in range(timesteps):
-        out = {}  # this timestep's spikes of each layer
+        out = {}      # this timestep's spikes of each layer
+        flowing = {}  # this timestep's current of each layer whose output is "current"
         for layer in network.layers:
             source = layer.inputs[0]
             current = None
@@ -165,13 +178,17 @@ def run(network, x_int):
                 current = _synaptic(layer, out[source])
             elif layer.type == "avgpool2d":
                 current = _pool(layer, out[source])
+            elif layer.type == "add":
+                current = _residual(layer, out, flowing)
             elif layer.type == "maxpool2d":
                 out[layer.name] = _pool(layer, out[source])
             else:  # flatten: C-order reshape of the per-sample axes start_dim..end_dim
                 out[layer.name] = out[source].reshape(n, *layer.out_shape)
             if current is not None:
                 currents[layer.name].append(current)
-            if layer.neuron is not None:
+            if layer.output == "current":
+                flowing[layer.name] = current
+            elif layer.neuron is not None:
                 v, fired = _step(membrane[layer.name], current, layer.neuron, low, high)
                 membrane[layer.name] = v
                 membranes[layer.name].append(v)

@@ -17,6 +17,9 @@ previous layer stands for -- for later layers. Then::
 spiking layer; for the non-spiking output layer it is ``T * m`` where ``m`` bounds ``|logit|``,
 so that the output membrane (which sums ``T`` currents) also stays below ``theta_max``.
 ``theta_max = 2**(membrane_bits - 2)`` leaves a factor 2 of headroom against saturation.
+The synaptic layers whose currents one residual ``add`` sums share a single ``unit`` (the
+maximum of their own, :func:`current_unit`); the add's threshold and the integer scale of an
+identity shortcut are then expressed in that unit (:mod:`spikeforge.train.convert`).
 
 :func:`layer_quant` computes all of this once; the training forward pass uses its
 ``weight_q``/``bias_q``/``lam`` (fake-quantized values ``W_int * step``, ``b_int * unit``,
@@ -32,13 +35,17 @@ identity. Scales (``unit``, ``step``) are computed from detached tensors.
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "round_half_up",
     "ste_round",
     "LayerQuant",
+    "current_unit",
     "layer_quant",
+    "add_threshold",
     "qrelu",
+    "qavgpool",
     "theta_max",
 ]
 
@@ -80,8 +87,24 @@ class LayerQuant(NamedTuple):
     lam: torch.Tensor | None    # threshold * unit: the quantized clip value (STE to lambda)
 
 
+def current_unit(weight, s_in, bound, *, weight_bits, membrane_bits):
+    """``unit = max(max|W| * s_in / qmax_w, bound / theta_max)``, detached, never zero.
+
+    The real value of one integer current step of a layer (module docstring). Layers whose
+    currents an ``add`` sums share one unit: the maximum of their individual units, so every
+    member's weights still fit ``weight_bits`` and the add's threshold fits the membrane.
+    """
+    qmax = (1 << (weight_bits - 1)) - 1
+    w = weight.detach()
+    s_in = torch.as_tensor(s_in, dtype=w.dtype).detach()
+    bound = torch.as_tensor(bound, dtype=w.dtype).detach()
+    unit = torch.maximum(w.abs().max() * s_in / qmax, bound / theta_max(membrane_bits))
+    # A layer of all-zero weights and zero bound would give unit 0; any positive unit works.
+    return torch.clamp(unit, min=torch.finfo(w.dtype).tiny)
+
+
 def layer_quant(weight, bias, s_in, bound, *, weight_bits, bias_bits, membrane_bits,
-                lam=None):
+                lam=None, unit=None):
     """Quantize one synaptic layer for training and export alike.
 
     Parameters
@@ -96,6 +119,9 @@ def layer_quant(weight, bias, s_in, bound, *, weight_bits, bias_bits, membrane_b
     weight_bits, bias_bits, membrane_bits : int
     lam : torch.Tensor, optional
         The learnable clip value of a spiking layer (then ``threshold`` and ``lam`` are set).
+    unit : torch.Tensor, optional
+        Use this current unit instead of :func:`current_unit` (a unit shared by the layers an
+        ``add`` sums; it must be at least the layer's own unit so the weights fit).
 
     Returns
     -------
@@ -103,13 +129,12 @@ def layer_quant(weight, bias, s_in, bound, *, weight_bits, bias_bits, membrane_b
     """
     qmax = (1 << (weight_bits - 1)) - 1
     bias_low, bias_high = -(1 << (bias_bits - 1)), (1 << (bias_bits - 1)) - 1
-    limit = theta_max(membrane_bits)
     w = weight.detach()
     s_in = torch.as_tensor(s_in, dtype=w.dtype).detach()
-    bound = torch.as_tensor(bound, dtype=w.dtype).detach()
-    unit = torch.maximum(w.abs().max() * s_in / qmax, bound / limit)
-    # A layer of all-zero weights and zero bound would give unit 0; any positive unit works.
-    unit = torch.clamp(unit, min=torch.finfo(w.dtype).tiny)
+    if unit is None:
+        unit = current_unit(weight, s_in, bound, weight_bits=weight_bits,
+                            membrane_bits=membrane_bits)
+    unit = unit.detach()
     step = unit / s_in
     weight_int = torch.clamp(round_half_up(w / step), -qmax, qmax)
     weight_q = weight_int * step + (weight - w)
@@ -120,9 +145,18 @@ def layer_quant(weight, bias, s_in, bound, *, weight_bits, bias_bits, membrane_b
         bias_q = bias_int * unit + (bias - b)
     threshold = lam_q = None
     if lam is not None:
-        threshold = torch.clamp(round_half_up(lam.detach() / unit), 1, limit)
-        lam_q = threshold * unit + (lam - lam.detach())
+        threshold, lam_q = add_threshold(lam, unit, membrane_bits)
     return LayerQuant(weight_int, bias_int, threshold, unit, step, weight_q, bias_q, lam_q)
+
+
+def add_threshold(lam, unit, membrane_bits):
+    """``theta = clip(round(lam / unit), 1, theta_max)`` and ``lam_q = theta * unit`` (STE).
+
+    The threshold of a neuron whose current is counted in steps of ``unit`` (a spiking
+    synaptic layer, or an ``add`` over currents sharing ``unit``).
+    """
+    threshold = torch.clamp(round_half_up(lam.detach() / unit), 1, theta_max(membrane_bits))
+    return threshold, threshold * unit + (lam - lam.detach())
 
 
 def qrelu(x, lam, levels):
@@ -136,3 +170,25 @@ def qrelu(x, lam, levels):
     """
     scaled = torch.clamp(x / lam, 0.0, 1.0) * levels
     return ste_round(scaled) * (lam / levels)
+
+
+def qavgpool(x, lam, levels, kernel, stride):
+    """Average pooling of quantized-ReLU outputs, re-quantized as the SNN's avg-pool neuron does.
+
+    ``x`` holds levels ``k * lam / L`` (``k`` in ``0..L``). The contract's avgpool2d neuron
+    (current = spikes in the window, threshold ``K = kh * kw``, reset by subtraction, initial
+    membrane ``K >> 1``, no leak) fires exactly ``floor((S + (K >> 1)) / K)`` times over the
+    ``T`` steps when its window receives ``S`` spikes in total: its membrane stays in
+    ``0 .. K - 1`` after every step because at most ``K`` spikes arrive per step, so no charge
+    is lost or left over beyond the final remainder. This is ``round_half_up(S / K)`` (for odd
+    ``K`` the two roundings agree because ``S`` is an integer). The forward pass computes that
+    count from the integer levels, so it matches the SNN's spike *count* exactly (given the
+    input counts); the backward pass is the plain average pool's.
+    """
+    step = lam.detach() / levels
+    k = round_half_up(x.detach() / step)            # exact integer levels of the input
+    count = kernel[0] * kernel[1]
+    total = F.avg_pool2d(k, kernel, stride, divisor_override=1)
+    out = torch.floor((total + (count >> 1)) / count) * step
+    smooth = F.avg_pool2d(x, kernel, stride)
+    return out + (smooth - smooth.detach())

@@ -1,0 +1,106 @@
+"""The training presets behind ``spikeforge train PRESET``.
+
+``digits-conv``
+    The digits recipe (:mod:`spikeforge.train.digits`): scikit-learn 8x8 digits, 8-bit weights.
+``mnist-vgg``, ``mnist-resnet``
+    The MNIST recipes (:mod:`spikeforge.train.mnist`): VGG-11- and ResNet-18-style SNNs with
+    4-bit weights.
+
+Every preset runs the same steps (float ANN, quantized-ReLU ANN, IF-neuron SNN bundle) on the
+shared :class:`~spikeforge.train.qnet.QuantNet`, and records in the bundle's metadata the float
+ANN, quantized ANN and SNN (golden model) accuracies, the preset, seed, epochs, training time
+and torch version.
+"""
+
+import time
+from dataclasses import dataclass
+
+__all__ = ["PRESETS", "PresetResult", "train_preset"]
+
+#: Preset name -> one-line description.
+PRESETS = {
+    "digits-conv": "conv SNN on scikit-learn's 8x8 digits (T=8, 8-bit weights)",
+    "mnist-vgg": "VGG-11-style conv SNN on MNIST (T=8, 4-bit weights)",
+    "mnist-resnet": "ResNet-18-style residual SNN on MNIST (T=8, 4-bit weights)",
+}
+
+
+@dataclass
+class PresetResult:
+    """Accuracies (fractions) and timing of one training run, and the written network."""
+
+    preset: str
+    network: object
+    float_accuracy: float
+    qrelu_accuracy: float
+    snn_accuracy: float
+    test_images: int
+    seconds: float
+
+
+def train_preset(preset, out, *, epochs=None, timesteps=None, weight_bits=None, seed=0,
+                 data_dir=None, train_limit=None, log=print):
+    """Train ``preset`` and write its bundle to ``out``.
+
+    Parameters
+    ----------
+    preset : str
+        A key of :data:`PRESETS`.
+    out : path
+        Bundle to write.
+    epochs : int, optional
+        Epochs of *each* phase (float ANN, then quantized ANN); default: the preset's.
+    timesteps : int, optional
+        SNN timesteps ``T`` (the quantized ReLU then has ``L = T`` levels); default 8.
+    weight_bits : int, optional
+        2..8; default: 8 for digits-conv, 4 for the MNIST presets.
+    seed : int
+        Seeds the initialisation, shuffling and augmentation (not the data splits).
+    data_dir : path, optional
+        Folder holding ``mnist/`` (unused by digits-conv).
+    train_limit : int, optional
+        Smoke tests: use only the first N training images (and, for MNIST, N validation and
+        N test images, and at most 64 images for the SNN bias calibration).
+    log : callable
+        Receives one progress line per epoch and the summary lines.
+
+    Returns
+    -------
+    PresetResult
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    if weight_bits is not None and not 2 <= weight_bits <= 8:
+        raise ValueError(f"weight bits must lie in 2..8, not {weight_bits}")
+    started = time.perf_counter()
+    if preset == "digits-conv":
+        from .digits import DigitsConfig, train_digits
+
+        overrides = {"seed": seed, "train_limit": train_limit}
+        if epochs is not None:
+            overrides.update(float_epochs=epochs, qat_epochs=epochs)
+        if timesteps is not None:
+            overrides.update(timesteps=timesteps, levels=timesteps)
+        if weight_bits is not None:
+            overrides["weight_bits"] = weight_bits
+        config = DigitsConfig(**overrides)
+        extra = {"preset": preset, "seed": seed,
+                 "epochs": {"float": config.float_epochs, "qat": config.qat_epochs}}
+        run = train_digits(out, config, log=log, extra_metadata=extra)
+        test_images = run.network.metadata["test_images"]
+    else:
+        from .mnist import MnistConfig, train_mnist
+
+        overrides = {"seed": seed, "train_limit": train_limit, "eval_limit": train_limit}
+        if train_limit is not None:   # smoke tests: a small bias calibration too
+            overrides["snn_calibration_images"] = min(64, train_limit)
+        if epochs is not None:
+            overrides.update(float_epochs=epochs, qat_epochs=epochs)
+        if timesteps is not None:
+            overrides["timesteps"] = timesteps
+        if weight_bits is not None:
+            overrides["weight_bits"] = weight_bits
+        run = train_mnist(preset, out, MnistConfig(**overrides), data_dir=data_dir, log=log)
+        test_images = run.network.metadata["test_images"]
+    return PresetResult(preset, run.network, run.float_accuracy, run.qrelu_accuracy,
+                        run.snn_accuracy, test_images, time.perf_counter() - started)
