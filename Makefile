@@ -1,6 +1,7 @@
 # The two set-up commands of the README:
 #   make demo   create .venv, install spikeforge with every extra, run the golden model on the
-#               shipped digits SNN and print its accuracy
+#               shipped digits SNN and print its accuracy, then run the RTL on 20 test images
+#               against the golden model (every membrane write and spike, and the cycle model)
 #   make test   same set-up, then the whole test suite (warnings are errors)
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,6 +19,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/spikeforge bundle info
 	$(VENV)/bin/spikeforge golden --dataset digits
+	$(VENV)/bin/spikeforge simulate --dataset digits --images 20
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -24,12 +24,15 @@ __all__ = ["EventScanner", "scan_params_layout"]
 
 
 def scan_params_layout(*, word_addr_bits, position_bits, group_bits, coord_bits):
-    """What one scan needs: first word, positions, groups per position, map width."""
+    """What one scan needs: first word, positions, groups per position, map width.
+
+    ``width`` is one bit wider than a coordinate: a map may be ``2**coord_bits`` wide.
+    """
     return data.StructLayout({
         "first_word": unsigned(word_addr_bits),
         "positions": unsigned(position_bits),
         "groups": unsigned(group_bits),
-        "width": unsigned(coord_bits),
+        "width": unsigned(coord_bits + 1),
     })
 
 

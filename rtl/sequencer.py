@@ -24,12 +24,12 @@ States and their cycles (the cycle model, ``rtl/cycle_model.py``, adds them up):
 * ``WAIT``: until the fill side is done (the PE array's ``done`` after it has taken the
   phase's end marker, or the MAC's ``done``) and the sweep's ``done`` has been seen;
 * ``SWAP`` (1 cycle per phase): swaps the banks (a side is never busy then), advances ``k``;
+* ``NEXT`` (1 cycle per layer): stores the layer's spike count, reads the next descriptor;
+* ``DONE`` (1 cycle): ``done`` strobe.
 
 A max-pool layer has one group and ``T`` phases ``k = 0 .. T - 1``: the scanner and the
 max-pool pass (``rtl/maxpool.py``) start together on input timestep ``k + 1`` and the phase
 waits for the pass's ``done``; no sweep, no swap.
-* ``NEXT`` (1 cycle per layer): stores the layer's spike count, reads the next descriptor;
-* ``DONE`` (1 cycle): ``done`` strobe.
 
 So a phase that starts (``PHASE``) in cycle ``S`` ends with ``SWAP`` in cycle
 ``max(S + 1, F, D) + 1``, where ``F`` is the first cycle the fill side reports done and
@@ -89,7 +89,7 @@ def descriptor_layout(*, addr_bits, weight_addr_bits, coord_bits, channel_bits, 
         "in_channels": unsigned(channel_bits + 1),
         "in_positions": unsigned(addr_bits + 1),
         "in_groups": unsigned(count_bits),
-        "in_width": unsigned(coord_bits),
+        "in_width": unsigned(coord_bits + 1),  # a full 2**coord_bits map fits
         "in_words": unsigned(word_addr_bits + 1),
         "positions": unsigned(addr_bits + 1),
         "groups": unsigned(count_bits),

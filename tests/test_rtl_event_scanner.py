@@ -18,9 +18,9 @@ class ScannerWithBitmap(wiring.Component):
     """Test top: an EventScanner on a bitmap memory preloaded with ``words``, plus a counter
     of the clock edges from the one that samples ``start`` to the end marker's transfer."""
 
-    def __init__(self, *, lanes, words):
+    def __init__(self, *, lanes, words, coord_bits=6):
         self.scanner = EventScanner(lanes=lanes, word_addr_bits=WORD_ADDR_BITS, channel_bits=8,
-                                    coord_bits=6, position_bits=12, group_bits=4)
+                                    coord_bits=coord_bits, position_bits=12, group_bits=4)
         self._words = [int(w) for w in words]
         self._lanes = lanes
         members = self.scanner.signature.members
@@ -68,9 +68,9 @@ def expected_cycles(words, first_word, count):
     return 2 + sum(max(1, bin(int(w)).count("1")) for w in words[first_word:first_word + count])
 
 
-def run_scan(lanes, words, *, first_word, positions, groups, width, pause=(0,)):
+def run_scan(lanes, words, *, first_word, positions, groups, width, pause=(0,), coord_bits=6):
     """Scan once; return (events, cycle counter after the end marker)."""
-    dut = ScannerWithBitmap(lanes=lanes, words=words)
+    dut = ScannerWithBitmap(lanes=lanes, words=words, coord_bits=coord_bits)
     count = len(expected_events(words, first_word, positions, groups, width, lanes)) + 1
     result = {}
 
@@ -120,6 +120,18 @@ def test_sim_back_pressure_keeps_every_event(pause):
     events, _ = run_scan(lanes, words, first_word=0, positions=positions, groups=groups,
                          width=width, pause=pause)
     assert events == expected_events(words, 0, positions, groups, width, lanes)
+
+
+def test_sim_map_as_wide_as_the_coordinates_allow():
+    # A 4-wide map with 2-bit coordinates: x runs 0..3 and the width itself (4) needs a third
+    # bit, so the width field must be one bit wider than a coordinate.
+    rng = np.random.default_rng(11)
+    lanes, groups, width, positions = 4, 1, 4, 12
+    words = random_words(rng, lanes, positions * groups, 0.5)
+    events, _ = run_scan(lanes, words, first_word=0, positions=positions, groups=groups,
+                         width=width, coord_bits=2)
+    assert events == expected_events(words, 0, positions, groups, width, lanes)
+    assert max(y for _, y, _ in events) == 2
 
 
 def test_sim_single_word_without_spikes_gives_only_the_end_marker():

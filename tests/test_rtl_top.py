@@ -135,3 +135,10 @@ def test_sim_digits_pes4_group_tiling(digits):
     network, images = digits
     results = _check_digits(network, images[3:4], AcceleratorConfig(pes=4))
     assert results[0].cycles > 8000  # 2 + 4 + 3 groups instead of 1 + 1 + 1
+
+
+def test_sim_digits_maps_as_wide_as_the_coordinates_allow(digits):
+    # max_feature_size 8 gives 3-bit coordinates while the 8x8 input map's width needs 4 bits:
+    # the descriptor's map widths must not wrap to 0.
+    network, images = digits
+    _check_digits(network, images[:1], AcceleratorConfig(pes=16, max_feature_size=8))

@@ -30,10 +30,12 @@ typical session:
   spikeforge golden my_net.sfb --dataset mnist --limit 1000 --json > golden.json
   spikeforge bench golden                     # golden model vs snnTorch, images per second
   spikeforge train mnist-vgg --out vgg.sfb    # train a preset and write its bundle
+  spikeforge simulate --dataset digits --images 20   # RTL vs golden, cycle by cycle
 
 BUNDLE defaults to the model shipped in the package (spikeforge/models/digits_snn.sfb).
 Datasets are read from --data-dir, by default ../shared/datasets next to the current
-directory or next to the repository. Errors print one line and exit with status 2.
+directory or next to the repository. Errors print one line and exit with status 2;
+simulate exits with status 1 when the RTL disagrees with the golden model.
 """
 
 
