@@ -25,12 +25,9 @@ __all__ = ["AcceleratorConfig", "FitReport", "layer_positions"]
 FORMAT_NAME = "spikeforge-accelerator"
 FORMAT_VERSION = 1
 
-# Layer types the RTL runs, and the one-sentence reason for each one it does not run yet.
-_SUPPORTED = ("conv2d", "linear", "maxpool2d", "avgpool2d", "flatten")
-_UNSUPPORTED = {
-    "add": "is a residual add, which the RTL does not support yet",
-    "conv3d": "is a conv3d, which the RTL does not support yet",
-}
+#: The first-layer blocks a design can have (``rtl/reference_mac.py``,
+#: ``rtl/pim_first_layer.py``).
+FIRST_LAYER_BLOCKS = ("mac", "pim")
 
 
 def _check_int(value, what, low=1, high=None):
@@ -105,8 +102,17 @@ class AcceleratorConfig:
     spike_memory_bits : int
         Size of each of the two spike bitmaps; they hold words of ``pes`` bits, so only
         ``spike_memory_bits // pes`` whole words are usable.
+    spike_bitmaps : int
+        Spike bitmaps (each ``spike_memory_bits``): a residual network needs a third one
+        for the shortcut while its block runs (``rtl/layout.py`` allocates them).
     leak_multiplier : bool
         Generate one multiplier per lane for multiplicative leak.
+    first_layer : {"mac", "pim"}
+        The block computing direct-encoded currents: the reference MAC (one multiplier per
+        lane, DSP48s) or the bit-serial digital-PIM block (no multiplier).
+    pim_rows, pim_columns : int
+        The PIM block's taps and lanes reduced per cycle (``pim_columns`` must divide
+        ``pes``; ``None`` means ``pes``). Unused with the MAC.
     clock_hz : float
         Target clock frequency (stored as a float).
 
@@ -130,7 +136,11 @@ class AcceleratorConfig:
     max_timesteps: int = 32
     weight_depth: int = 2048
     spike_memory_bits: int = 65536
+    spike_bitmaps: int = 2
     leak_multiplier: bool = False
+    first_layer: str = "mac"
+    pim_rows: int = 9
+    pim_columns: int | None = None
     clock_hz: float = 125e6
 
     def __post_init__(self):
@@ -146,8 +156,18 @@ class AcceleratorConfig:
         _check_int(self.max_timesteps, "Maximum timestep count", 1, 1024)
         _check_int(self.weight_depth, "Weight memory depth")
         _check_int(self.spike_memory_bits, "Spike memory size")
+        _check_int(self.spike_bitmaps, "Spike bitmap count", 1, 16)
         if not isinstance(self.leak_multiplier, bool):
             raise TypeError(f"Leak multiplier must be a bool, not {self.leak_multiplier!r}")
+        if self.first_layer not in FIRST_LAYER_BLOCKS:
+            raise TypeError(f"First layer must be one of {', '.join(FIRST_LAYER_BLOCKS)}, "
+                            f"not {self.first_layer!r}")
+        _check_int(self.pim_rows, "PIM rows in parallel")
+        if self.pim_columns is not None:
+            _check_int(self.pim_columns, "PIM columns in parallel")
+            if self.pes % self.pim_columns:
+                raise ValueError(f"PIM columns in parallel must divide the number of PEs "
+                                 f"({self.pes}), not {self.pim_columns}")
         clock = self.clock_hz
         if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not (
                 math.isfinite(clock) and clock > 0):
@@ -232,8 +252,12 @@ class AcceleratorConfig:
 
     # ------------------------------------------------------------------ fits
 
-    def fits(self, network):
+    def fits(self, network, *, device=None):
         """Check whether ``network`` runs on this design; return a :class:`FitReport`.
+
+        ``device`` (opt-in, e.g. ``spikeforge.boards.device.DeviceFit()``) is called with
+        the config and returns sentences for what the design would take beyond the chip;
+        they join the reasons. Without it no synthesis runs.
 
         Raises
         ------
@@ -254,19 +278,54 @@ class AcceleratorConfig:
                            f"over)")
         max_pixel = (1 << network.input.bits) - 1
         for layer in network.layers:
-            if layer.type in _UNSUPPORTED:
-                reasons.append(f"layer {layer.name!r} {_UNSUPPORTED[layer.type]}")
-                continue
-            assert layer.type in _SUPPORTED, layer.type
-            reasons.extend(self._layer_reasons(layer, T, max_pixel))
-        rows = [(layer.name, self.weight_rows(layer)) for layer in network.layers
-                if layer.type in _SUPPORTED and self.weight_rows(layer)]
+            if layer.type != "flatten":
+                reasons.extend(self._layer_reasons(layer, T, max_pixel))
+        from .layout import plan_network  # layout imports nothing from here, but lazily
+        layout = plan_network(network, self)
+        reasons.extend(layout.problems)
+        reasons.extend(self._plan_reasons(network, layout, reasons))
+        rows = [(plan.name, plan.groups * plan.rows_per_group) for plan in layout.plans
+                if plan.rows_per_group]
         total = sum(count for _, count in rows)
         if total > self.weight_depth:
             listing = ", ".join(f"{name} {count}" for name, count in rows)
             reasons.append(f"the weight memory needs {total} rows ({listing}), the config has "
                            f"{self.weight_depth} ({total - self.weight_depth} over)")
+        if device is not None:
+            reasons.extend(device(self))
         return FitReport(ok=not reasons, reasons=tuple(reasons))
+
+    def _plan_reasons(self, network, layout, earlier):
+        """Reasons only the descriptors show: bitmaps, residual sums, scanned map sizes."""
+        from .layout import plan_current_bound, segment_weight_bits
+        if layout.bitmaps > self.spike_bitmaps:
+            yield (f"the network {network.name!r} needs {layout.bitmaps} spike bitmaps at once "
+                   f"(a residual shortcut stays live while its block runs), the config has "
+                   f"{self.spike_bitmaps} ({layout.bitmaps - self.spike_bitmaps} over)")
+        for plan in layout.plans:
+            name = f"layer {plan.name!r}"
+            if network.layer(plan.name).type == "add":
+                for segment in plan.segments:
+                    need = segment_weight_bits(network, segment)
+                    if need > self.weight_bits:
+                        source = segment.source if segment.layer == plan.name else segment.layer
+                        yield (f"{name} needs {need}-bit weight rows for its input {source!r} "
+                               f"(scale {segment.scale}), the config has {self.weight_bits} "
+                               f"({_plural(need - self.weight_bits, 'bit')} over)")
+                worst = plan_current_bound(network, plan)
+                need = worst.bit_length() + 1
+                if need > self.psum_bits:
+                    yield (f"{name} needs {need}-bit partial sums for its worst-case current "
+                           f"{worst}, the config has {self.psum_bits} "
+                           f"({_plural(need - self.psum_bits, 'bit')} over)")
+            if any(reason.startswith(f"{name} has an") for reason in earlier):
+                continue
+            for segment in plan.segments:
+                scanned = max(segment.map[2:])
+                if segment.kind != "mac" and scanned > self.max_feature_size:
+                    yield (f"{name} scans its input as a {segment.map[2]}x{segment.map[3]} "
+                           f"map, the config allows {self.max_feature_size} per side "
+                           f"({scanned - self.max_feature_size} over)")
 
     def _layer_reasons(self, layer, timesteps, max_pixel):
         name = f"layer {layer.name!r}"
@@ -274,7 +333,8 @@ class AcceleratorConfig:
             over = _plural(layer.weight_bits - self.weight_bits, "bit")
             yield (f"{name} needs {layer.weight_bits}-bit weights, the config has "
                    f"{self.weight_bits} ({over} over)")
-        if layer.is_synaptic or layer.type == "avgpool2d":
+        # A current output is summed by its add, which is checked instead.
+        if layer.output != "current" and (layer.is_synaptic or layer.type == "avgpool2d"):
             if layer.is_synaptic:
                 max_in = max_pixel if layer.is_direct_encoded else 1
                 bound = current_bound(layer.weight, layer.bias, max_in)
@@ -285,31 +345,34 @@ class AcceleratorConfig:
                 yield (f"{name} needs {need}-bit partial sums for its worst-case current "
                        f"{bound}, the config has {self.psum_bits} "
                        f"({_plural(need - self.psum_bits, 'bit')} over)")
+        if layer.output != "current" and (layer.is_synaptic or layer.type in ("avgpool2d",
+                                                                             "add")):
             positions = layer_positions(layer)
             if positions > self.max_positions:
                 yield (f"{name} needs {positions} partial-sum positions, the config has "
                        f"{self.max_positions} ({positions - self.max_positions} over)")
-        if layer.type != "flatten":
-            unit = "features" if layer.type == "linear" else "channels"
-            for side, count, limit in (("input", layer.in_shape[0], self.max_in_channels),
-                                       ("output", layer.out_shape[0], self.max_out_channels)):
-                if count > limit:
-                    yield (f"{name} has {count} {side} {unit}, the config allows {limit} "
-                           f"({count - limit} over)")
-            for side, shape in (("input", layer.in_shape), ("output", layer.out_shape)):
-                if len(shape) == 3 and max(shape[1:]) > self.max_feature_size:
-                    yield (f"{name} has an {side} map of {shape[1]}x{shape[2]}, the config "
-                           f"allows {self.max_feature_size} per side "
-                           f"({max(shape[1:]) - self.max_feature_size} over)")
-        if layer.type in ("conv2d", "maxpool2d", "avgpool2d") and max(layer.stride) > MAX_STRIDE:
-            yield (f"{name} has stride {max(layer.stride)}, the tap generator handles at most "
-                   f"{MAX_STRIDE} ({max(layer.stride) - MAX_STRIDE} over)")
+        unit = "features" if layer.type == "linear" else "channels"
+        for side, count, limit in (("input", layer.in_shape[0], self.max_in_channels),
+                                   ("output", layer.out_shape[0], self.max_out_channels)):
+            if count > limit:
+                yield (f"{name} has {count} {side} {unit}, the config allows {limit} "
+                       f"({count - limit} over)")
+        for side, shape in (("input", layer.in_shape), ("output", layer.out_shape)):
+            if len(shape) >= 3 and max(shape[1:]) > self.max_feature_size:
+                yield (f"{name} has an {side} map of {'x'.join(map(str, shape[1:]))}, the "
+                       f"config allows {self.max_feature_size} per side "
+                       f"({max(shape[1:]) - self.max_feature_size} over)")
+        planar = layer.stride[-2:] if layer.stride is not None else ()
+        if layer.type in ("conv2d", "conv3d", "maxpool2d", "avgpool2d") and (
+                max(planar) > MAX_STRIDE):
+            yield (f"{name} has stride {max(planar)}, the tap generator handles at most "
+                   f"{MAX_STRIDE} ({max(planar) - MAX_STRIDE} over)")
         if layer.neuron is not None and layer.neuron.leak.kind == "mul" and (
                 not self.leak_multiplier):
             yield (f"{name} uses a multiplicative leak, but the config has no leak multiplier "
                    f"(leak_multiplier=False)")
         # Flatten re-reads its input bitmap; the output layer's membranes are read, not spikes.
-        if layer.output == "spikes" and layer.type != "flatten":
+        if layer.output == "spikes":
             bits = self.spike_bitmap_bits(layer, timesteps)
             usable = self.spike_words * self.pes
             if bits > usable:

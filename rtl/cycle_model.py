@@ -4,21 +4,25 @@ It adds up the sequencer's schedule (``rtl/sequencer.py``) with each block's doc
 
 * run: ``1`` (``DONE``) plus, per layer, ``2`` (``LOAD``, ``NEXT``) plus, per channel group,
   ``1`` (``GROUP``) plus the ``T + 1`` phases; a max-pool layer has one group of ``T``
-  phases with ``F = maxpool.scan_pool_cycles - 1`` (the pass's ``done``);
+  phases;
 * a phase costs ``max(1, F, D) + 2`` cycles (``PHASE``, ``WAIT`` until both sides are
   done, ``SWAP``), ``F`` and ``D`` counted from the ``PHASE`` cycle (``0`` when the side is
   idle in that phase);
 * ``D = positions + AggregationCore.LATENCY + 1``: the sweep's ``done`` strobe
   (``positions + latency + 2`` cycles including the start cycle);
-* ``F`` of a direct-encoded layer's phase 0: ``reference_mac.run_cycles - 1`` (its ``done``
-  strobe);
-* ``F`` of a spiking layer's phase ``k < T``: the scanner -> tap generator -> PE array chain
-  on input timestep ``k + 1``, ``E + pe_array.LATENCY`` where ``E`` is the cycle the tap
-  generator hands the end marker to the PE array (always ready). ``E`` follows from the
-  scanner's cost (one cycle per event, one per empty word, starting one cycle after
-  ``start``) and the tap generator's three item registers ``p_``, ``q_``, ``e_``: with
-  ``x`` the cycle an item is accepted, ``P``/``Q`` the cycles it moves on to ``q_``/``e_``
-  and ``E`` the cycle the emitter finishes it, for items ``e = 0, 1, ...``::
+* ``F`` is the sum over the phase's passes (every segment, every plane, ``rtl/layout.py``)
+  of ``c + 1`` for a pass whose block reports done ``c`` cycles after its start, and ``1``
+  for a skipped pass (a kernel plane outside the input);
+* ``c`` of a pass on the pixels: ``reference_mac.run_cycles - 1`` or, with the PIM block,
+  ``pim_first_layer.pim_run_cycles - 1``; of a max-pool pass ``maxpool.scan_pool_cycles -
+  1``;
+* ``c`` of a scan pass: the scanner -> tap generator -> PE array chain on one plane of the
+  input timestep, ``E + pe_array.LATENCY`` where ``E`` is the cycle the tap generator hands
+  the end marker to the PE array (always ready). ``E`` follows from the scanner's cost (one
+  cycle per event, one per empty word, starting one cycle after ``start``) and the tap
+  generator's three item registers ``p_``, ``q_``, ``e_``: with ``x`` the cycle an item is
+  accepted, ``P``/``Q`` the cycles it moves on to ``q_``/``e_`` and ``E`` the cycle the
+  emitter finishes it, for items ``e = 0, 1, ...``::
 
       x[e] = max(x[e-1] + 1 + empty words before e, P[e-1])
       P[e] = max(x[e] + 1, Q[e-1]);  Q[e] = max(P[e] + 1, E[e-1])
@@ -33,9 +37,11 @@ import numpy as np
 from .aggregation import AggregationCore
 from .pe_array import LATENCY as PE_LATENCY
 from .maxpool import scan_pool_cycles
+from .pim_first_layer import pim_run_cycles
 from .reference_mac import run_cycles
 
-__all__ = ["event_taps", "chain_cycles", "predict_cycles", "predict_from_golden"]
+__all__ = ["event_taps", "chain_cycles", "program_mac_cycles", "predict_cycles",
+           "predict_from_golden"]
 
 
 def _axis_taps(coord, kernel, stride, pad, out):
@@ -47,16 +53,18 @@ def _axis_taps(coord, kernel, stride, pad, out):
     return count
 
 
-def event_taps(plan, y, x):
-    """Taps of an input event at ``(y, x)`` of layer ``plan`` (1 for a linear layer)."""
-    if plan.linear:
+def event_taps(segment, y, x):
+    """Taps of an input event at ``(y, x)`` of a plane of ``segment`` (1 for linear)."""
+    if segment.linear:
         return 1
-    return (_axis_taps(y, plan.kernel[0], plan.stride[0], plan.padding[0], plan.height)
-            * _axis_taps(x, plan.kernel[1], plan.stride[1], plan.padding[1], plan.width))
+    return (_axis_taps(y, segment.kernel[1], segment.stride[1], segment.padding[1],
+                       segment.out[1])
+            * _axis_taps(x, segment.kernel[2], segment.stride[2], segment.padding[2],
+                         segment.out[2]))
 
 
 def chain_cycles(items):
-    """``F`` of one fill phase from its scan items.
+    """``F`` of one fill pass from its scan items.
 
     ``items`` lists ``(empty_words_before, taps)`` per event in scan order, then
     ``(empty_words_before, None)`` for the end marker.
@@ -71,45 +79,74 @@ def chain_cycles(items):
     return e + PE_LATENCY
 
 
-def _scan_items(plan, spikes, lanes):
-    """Scan items of one timestep: ``spikes`` is the input bitmap's (C, H, W) 0/1 array."""
-    channels, height, width = plan.in_shape
+def _words(plane, lanes):
+    """Events per scanned word of one plane (``(C, H, W)`` 0/1), in scan order:
+    ``(y, x, count)`` per (position, group)."""
+    channels, height, width = plane.shape
     groups = -(-channels // lanes)
-    padded = np.zeros((groups * lanes, height * width), dtype=np.uint8)
-    padded[:channels] = np.asarray(spikes).reshape(channels, height * width)
-    items, empty = [], 0
+    padded = np.zeros((groups * lanes, height * width), dtype=np.int64)
+    padded[:channels] = np.asarray(plane).reshape(channels, height * width)
+    counts = padded.reshape(groups, lanes, height * width).sum(axis=1)  # (groups, positions)
     for position in range(height * width):
         y, x = divmod(position, width)
-        taps = event_taps(plan, y, x)
         for group in range(groups):
-            count = int(padded[group * lanes:(group + 1) * lanes, position].sum())
-            if count == 0:
-                empty += 1
-                continue
-            items.append((empty, taps))
-            items.extend((0, taps) for _ in range(count - 1))
-            empty = 0
+            yield y, x, int(counts[group, position])
+
+
+def _scan_items(segment, plane, lanes):
+    """Scan items of one plane for :func:`chain_cycles`."""
+    items, empty = [], 0
+    for y, x, count in _words(plane, lanes):
+        if count == 0:
+            empty += 1
+            continue
+        taps = event_taps(segment, y, x)
+        items.append((empty, taps))
+        items.extend((0, taps) for _ in range(count - 1))
+        empty = 0
     items.append((empty, None))
     return items
 
 
-def _pool_words(plan, spikes, lanes):
-    """The scanned words of one input timestep, each as the list of its events' (y, x)."""
-    channels, height, width = plan.in_shape
-    groups = -(-channels // lanes)
-    padded = np.zeros((groups * lanes, height * width), dtype=np.uint8)
-    padded[:channels] = np.asarray(spikes).reshape(channels, height * width)
-    words = []
-    for position in range(height * width):
-        y, x = divmod(position, width)
-        for group in range(groups):
-            count = int(padded[group * lanes:(group + 1) * lanes, position].sum())
-            words.append([(y, x)] * count)
-    return words
-
-
 def _phase(fill, drain):
     return max(1, fill, drain) + 2
+
+
+def _fill(program, plan, row_of, spikes, step):
+    """``F`` of one phase: the passes of every segment, on input timestep ``step``."""
+    lanes = program.config.pes
+    total = 0
+    for segment in plan.segments:
+        row = row_of(segment)
+        if segment.kind == "mac":
+            cost = program_mac_cycles(program, row) - 1
+            total += len(segment.passes) * (cost + 1)
+            continue
+        planes = np.asarray(spikes[segment.source][step]).reshape(segment.map)
+        for _, _, d in segment.passes:
+            if not 0 <= d < segment.map[1]:
+                total += 1
+                continue
+            plane = planes[:, d]
+            if segment.kind == "pool":
+                params = {**row["geometry"], "groups": plan.groups}
+                words = [[(y, x)] * count for y, x, count in _words(plane, lanes)]
+                cost = scan_pool_cycles(plan.positions * plan.groups, words, params) - 1
+            else:
+                cost = chain_cycles(_scan_items(segment, plane, lanes))
+            total += cost + 1
+    return total
+
+
+def program_mac_cycles(program, row):
+    """Cycles of one run of the first-layer block on a segment row (``start`` to ``done``)."""
+    config = program.config
+    geometry, channels = row["geometry"], row["in_channels"]
+    if config.first_layer == "pim":
+        passes = config.pes // (config.pim_columns or config.pes)
+        return pim_run_cycles(geometry, channels, rows=config.pim_rows,
+                              input_bits=program.pixel_bits, column_passes=passes)
+    return run_cycles(geometry, channels)
 
 
 def predict_cycles(program, input_spikes):
@@ -119,37 +156,38 @@ def predict_cycles(program, input_spikes):
     ----------
     program : rtl.program.Program
     input_spikes : dict
-        Layer name -> ``(T, C, H, W)`` (or ``(T, C)``) 0/1 spikes of that layer for the
-        image: needed for every ``plan.source``.
+        Layer name -> ``(T, *out_shape)`` 0/1 spikes of that layer for the image: needed
+        for every layer a segment scans (``plan.sources``).
     """
-    lanes = program.config.pes
     timesteps = program.network.timesteps
-    total = 1
+    rows = {}
     for plan, desc in zip(program.layers, program.descriptors):
+        base = desc["layer"]["seg_base"]
+        for number, segment in enumerate(plan.segments):
+            rows[id(segment)] = program.descriptors[base + number]["segment"]
+    row_of = lambda segment: rows[id(segment)]  # noqa: E731 - a one-line lookup
+    total = 1
+    for plan in program.layers:
         total += 2
-        drain = plan.positions + AggregationCore.LATENCY + 1
-        if plan.direct:
-            fill = run_cycles(desc["geometry"], desc["in_channels"]) - 1
-            group = _phase(fill, 0) + timesteps * _phase(0, drain)
-            total += plan.groups * (1 + group)
-            continue
-        spikes = np.asarray(input_spikes[plan.source])
         if plan.pool:
-            params = {**desc["geometry"], "groups": plan.groups}
-            words = plan.positions * plan.groups
-            total += 1 + sum(_phase(scan_pool_cycles(words, _pool_words(plan, spikes[t], lanes),
-                                                     params) - 1, 0)
+            total += 1 + sum(_phase(_fill(program, plan, row_of, input_spikes, t), 0)
                              for t in range(timesteps))
             continue
-        fills = [chain_cycles(_scan_items(plan, spikes[t], lanes)) for t in range(timesteps)]
-        group = _phase(fills[0], 0) + sum(_phase(fills[k], drain) for k in range(1, timesteps))
-        group += _phase(0, drain)
+        drain = plan.positions + AggregationCore.LATENCY + 1
+        if plan.direct:
+            group = _phase(_fill(program, plan, row_of, input_spikes, 0), 0)
+            group += timesteps * _phase(0, drain)
+        else:
+            fills = [_fill(program, plan, row_of, input_spikes, t) for t in range(timesteps)]
+            group = _phase(fills[0], 0) + sum(_phase(fills[k], drain)
+                                              for k in range(1, timesteps))
+            group += _phase(0, drain)
         total += plan.groups * (1 + group)
     return total
 
 
 def predict_from_golden(program, golden, index=0):
     """:func:`predict_cycles` for image ``index`` of a ``golden.run(..., trace=True)``."""
-    needed = {plan.source for plan in program.layers if plan.source is not None}
+    needed = {source for plan in program.layers for source in plan.sources}
     spikes = {name: golden.traces[name].spikes[:, index] for name in needed}
     return predict_cycles(program, spikes)

@@ -1,78 +1,36 @@
 """Host side: turns a network and an accelerator config into the accelerator's memory images.
 
-:func:`build_program` returns a :class:`Program`: the layer-descriptor table
-(``rtl.sequencer.descriptor_layout`` rows), the weight rows (``docs/accelerator.md``
-section 2, channel groups tiled, avg-pool as one-hot rows), the bias rows (one per layer and
-group, ``psum_bits`` per lane; the aggregation sweep adds them to the spike-driven current,
-the reference MAC to a direct-encoded one) and, per image, the pixel memory image (pixel ``(c, y, x)``
-at ``c * H * W + y * W + x``).
+:func:`build_program` lays the network out (``rtl/layout.py``: one descriptor per computing
+layer, its fill segments, the bitmaps) and returns a :class:`Program`:
 
-Flatten produces no descriptor: the linear layer after it reads the bitmap of the layer
-before it and numbers its features ``c * H * W + y * W + x`` (the tap generator's linear
-mode), which is the golden model's flatten order. A max-pool layer is a descriptor with
-``pool = 1``: no weights, no bias, one group, an OR pass per timestep.
+* the descriptor table (``rtl.sequencer.descriptor_layout`` rows): the layer rows in order,
+  then every layer's segment rows (``{"layer": ...}`` / ``{"segment": ...}``);
+* the weight rows (``docs/accelerator.md`` section 2): per layer, channel group after channel
+  group, and within a group the segments' rows one after the other; a segment's rows are
+  ``(kd, c, ky, kx)`` in that order (``kd`` slowest: one kernel plane is ``C * K_h * K_w``
+  consecutive rows, ``docs/conv3d.md``), a linear segment's one per feature, avg-pool and
+  the identity of a residual add one-hot rows, all times the segment's residual scale;
+* the bias rows, one per layer and group, ``psum_bits`` per lane: the sum of the segments'
+  biases times their scales (the aggregation sweep adds them to a spike-driven current, the
+  first-layer block to a direct-encoded one);
+* per image, the pixel memory image (:func:`~.layout.pixel_image`).
 """
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..golden.network import Network
-from .config import AcceleratorConfig, layer_positions
 from .interfaces import LeakKind
+from .layout import pixel_count, pixel_image, plan_network, segment_bias, segment_weights
 
-__all__ = ["ProgramError", "LayerPlan", "Program", "build_program"]
+__all__ = ["ProgramError", "Program", "build_program"]
 
 _LEAK = {"none": LeakKind.NONE, "shift": LeakKind.SHIFT, "mul": LeakKind.MUL}
 
 
 class ProgramError(ValueError):
     """The network cannot be programmed onto the design; the message says why."""
-
-
-@dataclass(frozen=True)
-class LayerPlan:
-    """What the host (and the scoreboard) needs to know about one descriptor.
-
-    Members
-    -------
-    name : str
-        The network layer computed by the descriptor.
-    direct : bool
-        Direct-encoded (reference MAC) rather than spike-driven.
-    pool : bool
-        A max-pool pass (one group, ``T`` phases, no neurons).
-    channels, height, width : int
-        The output map (``height = width = 1`` for a linear layer).
-    positions, groups : int
-    output : bool
-        The non-spiking output layer (membranes read by the host).
-    in_shape : tuple
-        ``(C, H, W)`` of the input map the layer scans (``(C, 1, 1)`` for a vector).
-    kernel, stride, padding : tuple
-        ``(1, 1), (1, 1), (0, 0)`` for a linear layer.
-    linear : bool
-    source : str or None
-        The layer whose output bitmap the layer scans (flatten resolved); ``None`` when
-        direct-encoded.
-    """
-
-    name: str
-    direct: bool
-    pool: bool
-    channels: int
-    height: int
-    width: int
-    positions: int
-    groups: int
-    output: bool
-    in_shape: tuple
-    kernel: tuple
-    stride: tuple
-    padding: tuple
-    linear: bool
-    source: str | None
 
 
 @dataclass(frozen=True)
@@ -83,51 +41,42 @@ class Program:
     -------
     network : Network
     config : AcceleratorConfig
-    layers : tuple of LayerPlan
+    layers : tuple of rtl.layout.LayerPlan
         One per descriptor, in table order.
     descriptors : list of dict
-        The descriptor table (values for ``descriptor_layout``).
+        The descriptor table: the layer rows, then the segment rows.
     weights : list of list of int
         Weight rows, ``pes`` values each.
     biases : list of list of int
         Bias rows, ``pes`` values each.
+    layout : rtl.layout.Layout
+    pixel_bits : int
+        Width of the pixel memory (the first-layer block's input width).
     """
 
     network: Network
-    config: AcceleratorConfig
+    config: object
     layers: tuple
     descriptors: list
     weights: list
     biases: list
+    layout: object = None
+    pixel_bits: int = 8
 
     def pixels(self, image):
         """The pixel memory image of one integer input image (``network.input.shape``)."""
-        return [int(v) for v in np.asarray(image, dtype=np.int64).reshape(-1)]
+        return [int(v) for v in pixel_image(self.network, self.layout, image)]
 
 
-def _map_shape(shape):
-    return tuple(shape) if len(shape) == 3 else (shape[0], 1, 1)
-
-
-def _group_rows(config, weight, groups):
-    """Weight rows of a (C_out, *taps) weight tensor: group-major, then the taps in order."""
-    lanes = config.pes
+def _rows(weight, lanes, groups):
+    """Per group, the weight rows of one segment: ``(rows, lanes)`` arrays."""
     out_channels = weight.shape[0]
-    flat = weight.reshape(out_channels, -1).astype(np.int64)  # (C_out, rows per group)
+    if weight.ndim == 5:  # (Co, C, Kd, Kh, Kw) -> rows in (kd, c, ky, kx) order
+        weight = weight.transpose(0, 2, 1, 3, 4)
+    flat = weight.reshape(out_channels, -1)
     padded = np.zeros((groups * lanes, flat.shape[1]), dtype=np.int64)
     padded[:out_channels] = flat
-    rows = []
-    for g in range(groups):
-        rows.extend(padded[g * lanes:(g + 1) * lanes].T.tolist())
-    return rows
-
-
-def _bias_rows(config, bias, channels, groups):
-    lanes = config.pes
-    padded = np.zeros(groups * lanes, dtype=np.int64)
-    if bias is not None:
-        padded[:channels] = bias
-    return [padded[g * lanes:(g + 1) * lanes].tolist() for g in range(groups)]
+    return [padded[g * lanes:(g + 1) * lanes].T for g in range(groups)]
 
 
 def _neuron(layer, config, network):
@@ -145,14 +94,43 @@ def _neuron(layer, config, network):
     }
 
 
+def _segment_row(segment, in_sel, offset, config, network):
+    channels, depth, height, width = segment.map
+    in_groups = -(-channels // config.pes)
+    plane_words = height * width * in_groups
+    mac = segment.kind == "mac"
+    kd_rows = channels * segment.kernel[1] * segment.kernel[2]
+    pixel_plane = channels * height * width if mac and len(network.input.shape) == 4 else 0
+    return {"segment": {
+        "mac": int(mac), "in_sel": in_sel,
+        "geometry": {
+            "kernel_h": segment.kernel[1], "kernel_w": segment.kernel[2],
+            "stride_h": segment.stride[1], "stride_w": segment.stride[2],
+            "pad_h": segment.padding[1], "pad_w": segment.padding[2],
+            "out_h": segment.out[1], "out_w": segment.out[2], "in_h": height, "in_w": width,
+            "weight_base": offset, "linear": int(segment.linear),
+        },
+        # A mac segment covers every kernel plane: K_d * C consecutive pixel channel planes.
+        "in_channels": channels * (segment.kernel[0] if mac else 1),
+        "in_positions": height * width, "in_groups": in_groups, "in_width": width,
+        "in_words": depth * plane_words, "plane_words": plane_words,
+        "depth_out": segment.out[0], "depth_kernel": segment.kernel[0], "depth_in": depth,
+        "depth_stride": segment.stride[0], "depth_pad": segment.padding[0],
+        "depth_stride_words": segment.stride[0] * plane_words,
+        "depth_pad_words": segment.padding[0] * plane_words,
+        "kd_rows": kd_rows, "out_plane": segment.out[1] * segment.out[2],
+        "pixel_step": segment.stride[0] * pixel_plane,
+    }}
+
+
 def build_program(network, config, *, bias_depth, max_layers, pixel_depth, pixel_bits):
     """Lay ``network`` out on the design described by ``config`` and the top's sizes.
 
     Raises
     ------
     ProgramError
-        ``config.fits(network)`` fails (its reasons are listed), or a layer kind or a size
-        is outside what the top level provides.
+        ``config.fits(network)`` fails (its reasons are listed), or a size is outside what the
+        top level provides.
     """
     if not isinstance(network, Network):
         raise TypeError(f"build_program() needs a spikeforge.golden.Network, not {network!r}")
@@ -160,117 +138,61 @@ def build_program(network, config, *, bias_depth, max_layers, pixel_depth, pixel
     if not report:
         raise ProgramError(f"network {network.name!r} does not fit the accelerator: "
                            + "; ".join(report.reasons))
+    layout = plan_network(network, config)
+    plans = layout.plans
     problems = []
     if network.input.bits > pixel_bits:
         problems.append(f"the input has {network.input.bits}-bit pixels, the pixel memory "
                         f"holds {pixel_bits}")
-    if math.prod(network.input.shape) > pixel_depth:
-        problems.append(f"the input has {math.prod(network.input.shape)} pixels, the pixel "
-                        f"memory holds {pixel_depth}")
-    plans, descriptors, weights, biases = [], [], [], []
-    sources = {}  # layer name -> (C, H, W) of the bitmap holding its spikes, and its bitmap
-    origin = {}   # layer name -> the layer that wrote that bitmap
-    refused = set()  # layers already reported: their consumers are not reported again
-    out_sel = 0
-    compute = [layer for layer in network.layers if layer.type != "flatten"]
-    for layer in network.layers:
-        if layer.type == "flatten":
-            if layer.inputs[0] not in sources:
-                refused.add(layer.name)  # its source was refused already
-                continue
-            sources[layer.name] = sources[layer.inputs[0]]
-            origin[layer.name] = origin[layer.inputs[0]]
-            continue
-        name = f"layer {layer.name!r}"
-        if set(layer.inputs) & refused:
-            refused.add(layer.name)
-            continue
-        refused.add(layer.name)  # until it is laid out below
-        pool = layer.type == "maxpool2d"
-        if pool and layer.is_direct_encoded:
-            problems.append(f"{name} pools the multi-bit input, which the RTL does not run")
-            continue
-        if len(layer.inputs) != 1 or (layer.inputs[0] != "input"
-                                      and layer.inputs[0] not in sources):
-            problems.append(f"{name} does not read the network input or a spiking layer")
-            continue
-        direct = layer.is_direct_encoded
-        if direct and layer.type == "avgpool2d":
-            problems.append(f"{name} pools the multi-bit input, which the RTL does not run")
-            continue
-        if layer.output == "current":
-            problems.append(f"{name} outputs a current, which the RTL does not run")
-            continue
-        linear = layer.type == "linear"
-        channels = layer.out_shape[0]
-        groups = config.groups(layer)
-        positions = layer_positions(layer)
-        out_h, out_w = (1, 1) if linear else layer.out_shape[1:]
-        if direct:
-            in_shape, in_sel = _map_shape(layer.in_shape), 0
-        else:
-            in_shape, in_sel = sources[layer.inputs[0]]
-        kernel = (1, 1) if linear else tuple(layer.kernel)
-        stride = (1, 1) if linear else tuple(layer.stride)
-        padding = (0, 0) if linear or layer.type.endswith("pool2d") else tuple(layer.padding)
-        if pool:  # an OR pass over the bitmap: no weights, no bias, no neurons
-            weight = np.zeros((0, 0), dtype=np.int64)
-            bias = None
-        elif layer.type == "avgpool2d":
-            weight = np.zeros((channels, layer.in_shape[0], *kernel), dtype=np.int64)
-            for c in range(channels):
-                weight[c, c] = 1  # depthwise weight 1: lane c mod pes of input channel c
-            bias = None
-        else:
-            weight, bias = layer.weight, layer.bias
-        output = layer.output == "membrane"
-        if output and groups * positions > config.max_positions:
-            problems.append(f"{name} keeps {groups * positions} membrane rows for the host, "
-                            f"the membrane memory has {config.max_positions}")
-        if not pool and len(biases) + groups > bias_depth:
-            problems.append(f"{name} needs bias rows {len(biases)}..{len(biases) + groups - 1}"
+    pixels = pixel_count(network, layout)
+    if pixels > pixel_depth:
+        problems.append(f"the input needs {pixels} pixel words, the pixel memory holds "
+                        f"{pixel_depth}")
+    lanes = config.pes
+    layer_rows, segment_rows, weights, biases = [], [], [], []
+    segment_base = len(plans)
+    for index, plan in enumerate(plans):
+        layer = network.layer(plan.name)
+        name = f"layer {plan.name!r}"
+        if plan.output and plan.groups * plan.positions > config.max_positions:
+            problems.append(f"{name} keeps {plan.groups * plan.positions} membrane rows for "
+                            f"the host, the membrane memory has {config.max_positions}")
+        if not plan.pool and len(biases) + plan.groups > bias_depth:
+            problems.append(f"{name} needs bias rows {len(biases)}..{len(biases) + plan.groups - 1}"
                             f", the bias memory has {bias_depth}")
-        in_groups = -(-in_shape[0] // config.pes)
-        rows_per_group = 0 if pool else weight[0].size
-        in_c, in_h, in_w = in_shape
-        descriptors.append({
-            "direct": int(direct), "pool": int(pool), "last": int(layer is compute[-1]),
-            "output": int(output),
-            "in_sel": in_sel, "out_sel": out_sel, "timesteps": network.timesteps,
-            "geometry": {
-                "kernel_h": kernel[0], "kernel_w": kernel[1],
-                "stride_h": stride[0], "stride_w": stride[1],
-                "pad_h": padding[0], "pad_w": padding[1],
-                "out_h": out_h, "out_w": out_w, "in_h": in_h, "in_w": in_w,
-                "weight_base": len(weights), "linear": int(linear),
-            },
-            "group_stride": rows_per_group,
-            "in_channels": in_c,
-            "in_positions": in_h * in_w, "in_groups": in_groups, "in_width": in_w,
-            "in_words": in_h * in_w * in_groups,
-            "positions": positions, "groups": groups, "out_words": positions * groups,
-            "bias_base": len(biases),
-            "neuron": _neuron(layer, config, network) if not pool else {"fire": 0},
-            "initial_membrane": 0 if pool else layer.neuron.initial_membrane,
-        })
-        plans.append(LayerPlan(name=layer.name, direct=direct, pool=pool, channels=channels,
-                               height=out_h, width=out_w, positions=positions, groups=groups,
-                               output=output, in_shape=in_shape, kernel=kernel, stride=stride,
-                               padding=padding, linear=linear,
-                               source=None if direct else origin[layer.inputs[0]]))
-        if not pool:
-            weights.extend(_group_rows(config, weight, groups))
-            biases.extend(_bias_rows(config, bias, channels, groups))
-        refused.discard(layer.name)
-        if layer.output == "spikes":
-            sources[layer.name] = ((channels, out_h, out_w), out_sel)
-            origin[layer.name] = layer.name
-            out_sel ^= 1
-    if len(descriptors) > max_layers:
-        problems.append(f"the network needs {len(descriptors)} layer descriptors, the table "
-                        f"has {max_layers}")
+        per_segment = [segment_weights(network, s) for s in plan.segments]
+        offsets = np.cumsum([0] + [s.rows_per_group for s in plan.segments])
+        layer_rows.append({"layer": {
+            "direct": int(plan.direct), "pool": int(plan.pool),
+            "last": int(index == len(plans) - 1), "output": int(plan.output),
+            "out_sel": plan.out_sel, "timesteps": network.timesteps,
+            "weight_base": len(weights), "group_stride": int(offsets[-1]),
+            "positions": plan.positions, "groups": plan.groups,
+            "out_words": plan.positions * plan.groups, "bias_base": len(biases),
+            "neuron": {"fire": 0} if plan.pool else _neuron(layer, config, network),
+            "initial_membrane": 0 if plan.pool else layer.neuron.initial_membrane,
+            "seg_base": segment_base + len(segment_rows), "seg_count": len(plan.segments),
+        }})
+        for segment, in_sel, offset in zip(plan.segments, plan.in_sels, offsets):
+            segment_rows.append(_segment_row(segment, in_sel, int(offset), config, network))
+        if not plan.pool:
+            blocks = [_rows(w, lanes, plan.groups) for w in per_segment if w is not None]
+            for group in range(plan.groups):
+                for block in blocks:
+                    weights.extend(block[group].tolist())
+            bias = np.zeros(plan.groups * lanes, dtype=np.int64)
+            for segment in plan.segments:
+                part = segment_bias(network, segment)
+                if part is not None:
+                    bias[:plan.channels] += part
+            biases.extend(bias[g * lanes:(g + 1) * lanes].tolist() for g in range(plan.groups))
+    rows = len(layer_rows) + len(segment_rows)
+    if rows > max_layers:
+        problems.append(f"the network needs {rows} descriptor rows ({len(layer_rows)} layers "
+                        f"and {len(segment_rows)} segments), the table has {max_layers}")
     if problems:
         raise ProgramError(f"network {network.name!r} cannot run on the accelerator: "
                            + "; ".join(problems))
-    return Program(network=network, config=config, layers=tuple(plans),
-                   descriptors=descriptors, weights=weights, biases=biases)
+    return Program(network=network, config=config, layers=plans,
+                   descriptors=layer_rows + segment_rows, weights=weights, biases=biases,
+                   layout=layout, pixel_bits=pixel_bits)

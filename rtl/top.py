@@ -9,9 +9,11 @@ memory and hands spike rows to the spike writer, which writes the layer's output
 In a max-pool layer the scanner's events go to the max-pool pass (``rtl/maxpool.py``)
 instead, which ORs them into the output bitmap. The sequencer (``rtl/sequencer.py``) drives all of it from the descriptor table.
 
-The host loads the weight, bias, descriptor and pixel memories (``rtl/program.py`` builds
-their images), pulses ``start`` and waits for ``done``; the output layer's final
-membranes are then in the membrane memory, group ``g`` at rows ``g * positions ...``.
+The host loads the weight, bias, descriptor and pixel memories through the ``host`` port
+(``rtl/program.py`` builds their images, ``rtl/host_port.py`` packs them into words), pulses
+``start`` and waits for ``done``; the output layer's final membranes are then in the membrane
+memory, group ``g`` at rows ``g * positions ...``, read back through the same port. The
+``trace`` port shows every membrane row the sweep writes, for Verilog testbenches.
 
 Counters (``counter_bits`` wide, cleared by ``start``): ``cycles`` (the sequencer is busy),
 the busy cycles of the PE array, the aggregation sweep, the event scanner and the MAC,
@@ -19,7 +21,7 @@ the busy cycles of the PE array, the aggregation sweep, the event scanner and th
 layer emitted (the ``spike_counts`` memory).
 """
 
-from amaranth.hdl import Module, Mux, unsigned
+from amaranth.hdl import Array, Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -27,9 +29,12 @@ from .aggregation import AggregationCore
 from .aggregation_sweep import AggregationSweep
 from .config import AcceleratorConfig
 from .event_scanner import EventScanner
+from .host_port import (HostMemory, MembraneFault, host_signature, trace_signature,
+                        trace_widths)
 from .interfaces import row_layout
 from .maxpool import MaxPoolPass
 from .pe_array import PEArray
+from .pim_first_layer import PIMFirstLayer
 from .pingpong import PingPong
 from .reference_mac import ReferenceMAC
 from .sequencer import Sequencer, descriptor_widths
@@ -63,6 +68,8 @@ class Top(wiring.Component):
         Width of an unsigned pixel.
     counter_bits : int
         Width of the counters.
+    fault : MembraneFault or None
+        Tests only: flip one bit of one membrane write (``rtl/host_port.py``).
 
     Members
     -------
@@ -73,21 +80,39 @@ class Top(wiring.Component):
     cycles, pe_busy_cycles, aggregation_busy_cycles, scanner_busy_cycles, mac_busy_cycles,
     overlap_cycles : Out(counter_bits)
         The hardware counters.
+    host : In(host_signature(...))
+        The host memory port (``rtl/host_port.py``, ``docs/accelerator.md`` section 5):
+        ``w_sel``/``w_addr``/``w_data``/``w_en`` write one word of the weight, bias,
+        descriptor or pixel memory per cycle; ``r_sel``/``r_addr``/``r_en`` read a membrane
+        row or a spike counter, ``r_data`` valid the cycle after ``r_en``. Writes are
+        ignored and reads are invalid while ``busy``.
+    trace : Out(trace_signature(...))
+        ``valid`` in each cycle a membrane row is written; ``record`` holds ``layer``,
+        ``group``, ``step``, ``position``, ``membrane`` (the row stored) and ``spikes``.
 
     Raises
     ------
     TypeError
-        ``config`` is not an ``AcceleratorConfig`` or a size is not a positive integer.
+        ``config`` is not an ``AcceleratorConfig``, a size is not a positive integer, or
+        ``fault`` is not a ``MembraneFault``.
+    ValueError
+        The fault's bit is not below ``config.membrane_bits``.
     """
 
     def __init__(self, *, config, bias_depth=256, max_layers=16, pixel_depth=4096,
-                 pixel_bits=8, counter_bits=32):
+                 pixel_bits=8, counter_bits=32, fault=None):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"Config must be an AcceleratorConfig, not {config!r}")
         for name, value in (("Bias depth", bias_depth), ("Layer count", max_layers),
                             ("Pixel depth", pixel_depth), ("Pixel width", pixel_bits),
                             ("Counter width", counter_bits)):
             _check_positive(name, value)
+        if fault is not None and not isinstance(fault, MembraneFault):
+            raise TypeError(f"Fault must be None or a MembraneFault, not {fault!r}")
+        if fault is not None and fault.bit >= config.membrane_bits:
+            raise ValueError(f"Fault bit must be below the membrane width "
+                             f"{config.membrane_bits}, not {fault.bit}")
+        self._fault = fault
         self._config = config
         self._sizes = {"bias_depth": bias_depth, "max_layers": max_layers,
                        "pixel_depth": pixel_depth, "pixel_bits": pixel_bits}
@@ -110,11 +135,13 @@ class Top(wiring.Component):
         self.pe_array = PEArray(lanes=lanes, weight_bits=c.weight_bits, psum_bits=c.psum_bits,
                                 addr_bits=c.addr_bits, weight_addr_bits=c.weight_addr_bits,
                                 taps_per_cycle=c.taps_per_cycle)
-        self.mac = ReferenceMAC(lanes=lanes, input_bits=pixel_bits, weight_bits=c.weight_bits,
-                                psum_bits=c.psum_bits, addr_bits=c.addr_bits,
-                                pixel_addr_bits=pixel_addr_bits,
-                                weight_addr_bits=c.weight_addr_bits, coord_bits=c.coord_bits,
-                                channel_bits=c.channel_bits + 1)
+        # The first-layer block (config.first_layer): both have the same ports.
+        first = dict(lanes=lanes, input_bits=pixel_bits, weight_bits=c.weight_bits,
+                     psum_bits=c.psum_bits, addr_bits=c.addr_bits,
+                     pixel_addr_bits=pixel_addr_bits, weight_addr_bits=c.weight_addr_bits,
+                     coord_bits=c.coord_bits, channel_bits=c.channel_bits + 1)
+        self.mac = (PIMFirstLayer(rows=c.pim_rows, columns=c.pim_columns, **first)
+                    if c.first_layer == "pim" else ReferenceMAC(**first))
         self.pingpong = PingPong(addr_bits=c.addr_bits, psum_bits=c.psum_bits, lanes=lanes,
                                  depth=c.max_positions, counter_bits=counter_bits)
         self.sweep = AggregationSweep(lanes=lanes, psum_bits=c.psum_bits,
@@ -133,17 +160,45 @@ class Top(wiring.Component):
                                              depth=max_layers, init=[])
         self.pixels = memory.MemoryData(shape=unsigned(pixel_bits), depth=pixel_depth, init=[])
         self.bitmaps = tuple(memory.MemoryData(shape=unsigned(lanes), depth=c.spike_words,
-                                               init=[]) for _ in range(2))
+                                               init=[]) for _ in range(c.spike_bitmaps))
         self.membranes = memory.MemoryData(shape=row_layout(c.membrane_bits, lanes),
                                            depth=c.max_positions, init=[])
         self.spike_counts = memory.MemoryData(shape=unsigned(counter_bits), depth=max_layers,
                                               init=[])
+        widths = [Shape.cast(d.shape).width for d in (self.weights, self.biases,
+                                                       self.descriptors, self.pixels)]
+        host = host_signature(
+            addr_bits=max(c.weight_addr_bits, w["bias_addr_bits"], w["layer_bits"],
+                          pixel_addr_bits, c.addr_bits),
+            w_data_bits=max(widths),
+            r_data_bits=max(Shape.cast(self.membranes.shape).width, counter_bits))
+        trace = trace_signature(**trace_widths(c, w))
         super().__init__({"start": In(1), "busy": Out(1), "done": Out(1),
-                          **{name: Out(counter_bits) for name in _COUNTERS}})
+                          **{name: Out(counter_bits) for name in _COUNTERS},
+                          "host": In(host), "trace": Out(trace)})
 
     @property
     def config(self):
         return self._config
+
+    @property
+    def fault(self):
+        """The test-only :class:`~.host_port.MembraneFault`, or ``None``."""
+        return self._fault
+
+    def _faulty(self, m, port, seq):
+        """The membrane row to store: ``port.w_data`` with the fault's bit flipped."""
+        fault = self._fault
+        if fault is None:
+            return port.w_data
+        lanes = self._config.pes
+        row = Signal.like(port.w_data)
+        lane = fault.channel % lanes
+        m.d.comb += row.eq(port.w_data)
+        with m.If(port.w_en & (seq.layer == fault.layer) & (seq.step == fault.timestep)
+                  & (seq.group == fault.channel // lanes) & (port.w_addr == fault.position)):
+            m.d.comb += row[lane].eq(port.w_data[lane].as_unsigned() ^ (1 << fault.bit))
+        return row
 
     @property
     def sizes(self):
@@ -158,8 +213,9 @@ class Top(wiring.Component):
                             ("pe_array", pe), ("mac", mac), ("pingpong", pp), ("sweep", sweep),
                             ("core", core), ("writer", writer), ("pool", self.pool)):
             m.submodules[name] = block
-        desc = seq.desc
-        direct = desc.direct
+        desc, seg = seq.desc, seq.seg
+        direct = desc.direct   # the layer's current is computed once (phase 0) and kept
+        on_pixels = seg.mac    # the running segment reads the pixels (first-layer block)
 
         m.d.comb += [seq.start.eq(self.start), self.busy.eq(seq.busy), self.done.eq(seq.done)]
 
@@ -168,12 +224,16 @@ class Top(wiring.Component):
         table = descriptors.read_port()
         m.d.comb += [table.addr.eq(seq.table.addr), table.en.eq(seq.table.en),
                      seq.table.data.eq(table.data)]
+        segment_rows = descriptors.read_port()  # the same table's segment rows
+        m.d.comb += [segment_rows.addr.eq(seq.segments.addr),
+                     segment_rows.en.eq(seq.segments.en),
+                     seq.segments.data.eq(segment_rows.data)]
         m.submodules.biases = biases = memory.Memory(data=self.biases)
         bias = biases.read_port()
         m.d.comb += [bias.addr.eq(seq.bias.addr), bias.en.eq(seq.bias.en)]
 
-        # Spike bitmaps: the scanner reads bitmap in_sel, the writer (or, in a max-pool
-        # layer, the pool pass, read-modify-write) writes bitmap out_sel.
+        # Spike bitmaps: the scanner reads the segment's bitmap in_sel, the writer (or, in a
+        # max-pool layer, the pool pass, read-modify-write) writes the layer's bitmap out_sel.
         pool = self.pool
         pooling = desc.pool
         scan_data, pool_data = [], []
@@ -183,7 +243,7 @@ class Top(wiring.Component):
             pool_read = bitmap.read_port()
             out_here = desc.out_sel == index
             m.d.comb += [
-                read.addr.eq(scan.mem.addr), read.en.eq(scan.mem.en & (desc.in_sel == index)),
+                read.addr.eq(scan.mem.addr), read.en.eq(scan.mem.en & (seg.in_sel == index)),
                 pool_read.addr.eq(pool.read.addr), pool_read.en.eq(pool.read.en & out_here),
                 write.addr.eq(Mux(pooling, pool.write.addr, writer.mem.addr)),
                 write.data.eq(Mux(pooling, pool.write.data, writer.mem.data)),
@@ -193,8 +253,8 @@ class Top(wiring.Component):
             ]
             scan_data.append(read.data)
             pool_data.append(pool_read.data)
-        m.d.comb += [scan.mem.data.eq(Mux(desc.in_sel, scan_data[1], scan_data[0])),
-                     pool.read.data.eq(Mux(desc.out_sel, pool_data[1], pool_data[0]))]
+        m.d.comb += [scan.mem.data.eq(Array(scan_data)[seg.in_sel]),
+                     pool.read.data.eq(Array(pool_data)[desc.out_sel])]
 
         # Fill side: scanner -> tap generator -> PE array, or the MAC.
         m.d.comb += [scan.start.eq(seq.scan_start), scan.params.eq(seq.scan_params),
@@ -206,37 +266,44 @@ class Top(wiring.Component):
             to_taps.valid.eq(events.valid & ~pooling), to_pool.valid.eq(events.valid & pooling),
             events.ready.eq(Mux(pooling, to_pool.ready, to_taps.ready)),
             pool.start.eq(seq.pool_start), seq.pool_done.eq(pool.done),
-            pool.params.kernel_h.eq(desc.geometry.kernel_h),
-            pool.params.kernel_w.eq(desc.geometry.kernel_w),
-            pool.params.stride_h.eq(desc.geometry.stride_h),
-            pool.params.stride_w.eq(desc.geometry.stride_w),
-            pool.params.out_h.eq(desc.geometry.out_h), pool.params.out_w.eq(desc.geometry.out_w),
+            pool.params.kernel_h.eq(seq.geometry.kernel_h),
+            pool.params.kernel_w.eq(seq.geometry.kernel_w),
+            pool.params.stride_h.eq(seq.geometry.stride_h),
+            pool.params.stride_w.eq(seq.geometry.stride_w),
+            pool.params.out_h.eq(seq.geometry.out_h), pool.params.out_w.eq(seq.geometry.out_w),
             pool.params.groups.eq(desc.groups),
             pool.params.word_base.eq(seq.write_params.word_base),
         ]
-        wiring.connect(m, taps=taps.o_stream, pe_array=pe.i_stream)
+        # Taps go to the PE array with the pass's bank offset (a conv3d output plane).
+        tap, pe_tap = taps.o_stream, pe.i_stream
+        m.d.comb += [pe_tap.valid.eq(tap.valid), tap.ready.eq(pe_tap.ready),
+                     pe_tap.payload.eq(tap.payload),
+                     pe_tap.payload.out_addr.eq(tap.payload.out_addr + seq.out_offset)]
         m.d.comb += [
             seq.fill_marker.eq(taps.o_stream.valid & taps.o_stream.payload.end),
             seq.fill_done.eq(pe.done),
             mac.start.eq(seq.mac_start), mac.geometry.eq(seq.geometry),
-            mac.in_channels.eq(desc.in_channels), mac.bias.eq(bias.data),
+            # In a residual add the sweep adds the (summed) bias, not the first-layer block.
+            mac.in_channels.eq(seg.in_channels), mac.bias.eq(Mux(direct, bias.data, 0)),
             seq.mac_done.eq(mac.done),
         ]
         m.submodules.pixels = pixels = memory.Memory(data=self.pixels)
         pixel_read = pixels.read_port()
-        m.d.comb += [pixel_read.addr.eq(mac.pixels.addr), pixel_read.en.eq(mac.pixels.en),
+        m.d.comb += [pixel_read.addr.eq(mac.pixels.addr + seq.pixel_offset),
+                     pixel_read.en.eq(mac.pixels.en),
                      mac.pixels.data.eq(pixel_read.data)]
         m.submodules.weights = weights = memory.Memory(data=self.weights)
         weight_read = weights.read_port()
         m.d.comb += [
-            weight_read.addr.eq(Mux(direct, mac.weights.addr, pe.weights.addr)),
-            weight_read.en.eq(Mux(direct, mac.weights.en, pe.weights.en)),
+            weight_read.addr.eq(Mux(on_pixels, mac.weights.addr, pe.weights.addr)),
+            weight_read.en.eq(Mux(on_pixels, mac.weights.en, pe.weights.en)),
             pe.weights.data.eq(weight_read.data), mac.weights.data.eq(weight_read.data),
         ]
         fill = pp.fill
-        with m.If(direct):
+        with m.If(on_pixels):
             m.d.comb += [fill.r_addr.eq(mac.bank.r_addr), fill.r_en.eq(mac.bank.r_en),
-                         fill.w_addr.eq(mac.bank.w_addr), fill.w_en.eq(mac.bank.w_en),
+                         fill.w_addr.eq(mac.bank.w_addr + seq.out_offset),
+                         fill.w_en.eq(mac.bank.w_en),
                          fill.w_data.eq(mac.bank.w_data)]
         with m.Else():
             m.d.comb += [fill.r_addr.eq(pe.bank.r_addr), fill.r_en.eq(pe.bank.r_en),
@@ -263,18 +330,47 @@ class Top(wiring.Component):
         m.submodules.membranes = membranes = memory.Memory(data=self.membranes)
         membrane_read, membrane_write = membranes.read_port(), membranes.write_port()
         offset = seq.membrane_offset
+        host, idle = self.host, ~seq.busy
+        # The host reads the membranes through the sweep's read port while the design is idle.
+        host_reads = host.r_en & idle
         m.d.comb += [
-            membrane_read.addr.eq(sweep.membrane.r_addr + offset),
-            membrane_read.en.eq(sweep.membrane.r_en),
+            membrane_read.addr.eq(Mux(idle, host.r_addr, sweep.membrane.r_addr + offset)),
+            membrane_read.en.eq(Mux(idle, host_reads & (host.r_sel == HostMemory.MEMBRANES),
+                                    sweep.membrane.r_en)),
             sweep.membrane.r_data.eq(membrane_read.data),
             membrane_write.addr.eq(sweep.membrane.w_addr + offset),
             membrane_write.en.eq(sweep.membrane.w_en),
-            membrane_write.data.eq(sweep.membrane.w_data),
+            membrane_write.data.eq(self._faulty(m, sweep.membrane, seq)),
         ]
         m.submodules.spike_counts = counts = memory.Memory(data=self.spike_counts)
-        count_write = counts.write_port()
+        count_write, count_read = counts.write_port(), counts.read_port()
         m.d.comb += [count_write.addr.eq(seq.counts.addr), count_write.en.eq(seq.counts.en),
-                     count_write.data.eq(seq.counts.data)]
+                     count_write.data.eq(seq.counts.data),
+                     count_read.addr.eq(host.r_addr),
+                     count_read.en.eq(host_reads & (host.r_sel == HostMemory.SPIKE_COUNTS))]
+
+        # Host port: the loadable memories get a write port, enabled only while idle.
+        for which, loaded in ((HostMemory.WEIGHTS, weights), (HostMemory.BIASES, biases),
+                              (HostMemory.DESCRIPTORS, descriptors),
+                              (HostMemory.PIXELS, pixels)):
+            port = loaded.write_port()
+            m.d.comb += [port.addr.eq(host.w_addr),
+                         port.data.eq(host.w_data[:Shape.cast(loaded.shape).width]),
+                         port.en.eq(host.w_en & idle & (host.w_sel == which))]
+        read_sel = Signal(HostMemory)  # r_data follows the memory of the last read
+        with m.If(host_reads):
+            m.d.sync += read_sel.eq(host.r_sel)
+        m.d.comb += host.r_data.eq(Mux(read_sel == HostMemory.SPIKE_COUNTS, count_read.data,
+                                       membrane_read.data.as_value()))
+
+        # Trace port: every membrane row the sweep writes, as stored (a fault included).
+        trace = self.trace
+        record = trace.record
+        m.d.comb += [trace.valid.eq(sweep.membrane.w_en), record.layer.eq(seq.layer),
+                     record.group.eq(seq.group), record.step.eq(seq.step),
+                     record.position.eq(sweep.membrane.w_addr),
+                     record.membrane.eq(membrane_write.data),
+                     record.spikes.eq(sweep.o_spikes.payload.spikes)]
 
         # Counters.
         busy_of = {"cycles": seq.busy, "pe_busy_cycles": pe.busy,

@@ -3,14 +3,15 @@
 :class:`Harness` lays a network out on a :class:`~spikeforge.rtl.top.Top`
 (``rtl/program.py``), runs images one after another in one simulation and checks, in the
 cycle it happens, every membrane row the aggregation sweep writes and every spike row it
-hands to the spike writer against ``golden.run(..., trace=True)``: the sequencer's
-``layer``/``group``/``step`` and the row's position say which layer, timestep, channels and
-``(y, x)`` it is. The first mismatch stops the run with :class:`Mismatch` (cycle, layer,
-timestep, neuron, expected, got); when a waveform path is given the image is run again on a
-fresh design with a VCD writer, up to the mismatch. After each image the output layer's
-final membranes and the prediction are compared, and the hardware cycle counter with the
-cycle model's prediction (reported, not enforced, here). A max-pool layer has no neurons: its
-bitmap is checked through the rows of the layer that reads it.
+hands to the spike writer against ``golden.run(..., trace=True)``, as the top level's trace
+port shows them (``rtl/host_port.py``): its ``layer``/``group``/``step`` and the row's position
+say which layer, timestep, channels and ``(y, x)`` it is. The first mismatch stops the run
+with :class:`Mismatch` (cycle, layer, timestep, neuron, expected, got); when a waveform path
+is given the image is run again on a fresh design with a VCD writer, up to the mismatch.
+After each image the output layer's final membranes and the prediction are compared, and the
+hardware cycle counter with the cycle model's prediction (reported, not enforced, here). A
+max-pool layer has no neurons: its bitmap is checked through the rows of the layer that reads
+it.
 
 A run that does not finish within ``max_cycles`` of its start fails with
 :class:`~spikeforge.sim.streams.StreamTimeout`.
@@ -35,6 +36,26 @@ __all__ = ["Mismatch", "ImageResult", "Harness", "DEFAULT_SIZES"]
 DEFAULT_SIZES = {"bias_depth": 64, "max_layers": 16, "pixel_depth": 4096, "pixel_bits": 16}
 
 
+class _Reporting(list):
+    """A list that hands every appended item to ``callback`` (``None``: a plain list)."""
+
+    def __init__(self, callback):
+        super().__init__()
+        self._callback = callback
+
+    def append(self, item):
+        super().append(item)
+        if self._callback is not None:
+            self._callback(item)
+
+
+def _neuron(plan, channel, position):
+    """``(channel, y, x)`` of a 2D (or linear) layer, ``(channel, d, y, x)`` of a 3D one."""
+    if len(plan.spatial) == 3:
+        return (channel, *(int(v) for v in np.unravel_index(position, plan.spatial)))
+    return (channel, *divmod(position, plan.width))
+
+
 class Mismatch(AssertionError):
     """The RTL disagrees with the golden model.
 
@@ -44,11 +65,12 @@ class Mismatch(AssertionError):
         Image index and cycle (``0`` is the cycle that samples ``start``).
     layer : str
     what : str
-        ``"membrane"``, ``"spike"`` or ``"output membrane"``.
+        ``"membrane"``, ``"spike"``, ``"current"`` (a direct-encoded layer's current as the
+        first-layer block writes it) or ``"output membrane"``.
     timestep : int or None
         1-based timestep.
     neuron : tuple
-        ``(channel, y, x)``.
+        ``(channel, y, x)`` (``(channel, d, y, x)`` in a 3D layer).
     expected, got : int
     vcd : Path or None
         The waveform written for this mismatch.
@@ -62,8 +84,9 @@ class Mismatch(AssertionError):
 
     def describe(self):
         step = "" if self.timestep is None else f", timestep {self.timestep}"
+        axes = "channel, d, y, x" if len(self.neuron) == 4 else "channel, y, x"
         text = (f"image {self.image}, cycle {self.cycle}: layer {self.layer!r}{step}, neuron "
-                f"(channel, y, x) = {self.neuron}: {self.what} expected {self.expected}, "
+                f"({axes}) = {self.neuron}: {self.what} expected {self.expected}, "
                 f"got {self.got}")
         return text if self.vcd is None else f"{text} (waveform: {self.vcd})"
 
@@ -100,6 +123,8 @@ class Harness:
         The ``Top`` memory sizes (``DEFAULT_SIZES``).
     max_cycles : int
         Cycle bound of one image.
+    fault : rtl.host_port.MembraneFault, optional
+        Build the design with this test-only fault (one flipped membrane bit).
 
     Raises
     ------
@@ -107,15 +132,16 @@ class Harness:
         The network does not fit the design.
     """
 
-    def __init__(self, network, config=None, *, sizes=None, max_cycles=2_000_000):
+    def __init__(self, network, config=None, *, sizes=None, max_cycles=2_000_000, fault=None):
         self.network = network
+        self.fault = fault
         self.config = AcceleratorConfig() if config is None else config
         self.sizes = dict(DEFAULT_SIZES if sizes is None else sizes)
         self.max_cycles = max_cycles
         self.program = build_program(network, self.config, **self.sizes)
 
     def _top(self):
-        top = Top(config=self.config, **self.sizes)
+        top = Top(config=self.config, **self.sizes, fault=self.fault)
         program = self.program
         top.descriptors.init = program.descriptors
         top.weights.init = program.weights
@@ -126,18 +152,19 @@ class Harness:
         """``golden.run(..., trace=True)`` of the images (the scoreboard's reference)."""
         return golden_run(self.network, np.asarray(images), trace=True)
 
-    def run_all(self, images, *, vcd_dir=None, first_index=0):
+    def run_all(self, images, *, vcd_dir=None, first_index=0, progress=None):
         """Run every image even after a mismatch; return one :class:`ImageResult` each.
 
         A failed image's result has ``mismatch`` set (and ``cycles`` ``None``); the images
         after it run on a fresh design. With ``vcd_dir`` each failed image leaves
-        ``vcd_dir / f"image{number}.vcd"``.
+        ``vcd_dir / f"image{number}.vcd"``. ``progress``, when given, is called with each
+        :class:`ImageResult` as soon as its image is finished.
         """
         images = np.asarray(images)
         golden = self.expected(images)
         results, start = [], 0
         while start < len(images):
-            done = []
+            done = _Reporting(progress)
             try:
                 self._simulate(images, golden, range(start, len(images)), False, first_index,
                                None, done)
@@ -213,17 +240,19 @@ class Harness:
         return results
 
     def _expectations(self, golden, index):
-        """Per descriptor: (T, C, positions) membranes and spikes of image ``index``."""
+        """Per descriptor: (T, C, positions) membranes and spikes of image ``index``, and
+        the (C, positions) current of a direct-encoded layer (``None`` otherwise)."""
         table = []
         for plan in self.program.layers:
             trace = golden.traces[plan.name]
             if plan.pool:  # no neurons: checked through the layers that read its bitmap
-                table.append((None, None))
+                table.append((None, None, None))
                 continue
             shape = (trace.membrane.shape[0], plan.channels, plan.positions)
             membranes = trace.membrane[:, index].reshape(shape)
             spikes = None if trace.spikes is None else trace.spikes[:, index].reshape(shape)
-            table.append((membranes, spikes))
+            current = (trace.current[0, index].reshape(shape[1:]) if plan.direct else None)
+            table.append((membranes, spikes, current))
         return table
 
     async def _image(self, ctx, top, image, golden, index, number, record_writes):
@@ -231,10 +260,13 @@ class Harness:
         for address, value in enumerate(program.pixels(image)):
             ctx.set(top.pixels[address], value)
         expect = self._expectations(golden, index)
-        seq, sweep = top.sequencer, top.sweep
-        mem, spikes = sweep.membrane, sweep.o_spikes
-        watch = (mem.w_en, mem.w_addr, mem.w_data, spikes.valid, spikes.payload,
-                 seq.layer, seq.group, seq.step, top.done)
+        # The trace port: every membrane row as stored, with its spikes (rtl/host_port.py).
+        trace, record = top.trace, top.trace.record
+        # The first-layer block's bank writes: a direct-encoded layer's current (computed once).
+        fill, seq = top.pingpong.fill, top.sequencer
+        watch = (trace.valid, record.position, record.membrane, trace.valid, record.spikes,
+                 record.layer, record.group, record.step, top.done,
+                 fill.w_en & seq.desc.direct, fill.w_addr, fill.w_data, seq.layer, seq.group)
         writes = []
         ctx.set(top.start, 1)
         cycle = 0
@@ -243,9 +275,8 @@ class Harness:
 
         def fail(what, layer, timestep, lane_channel, position, want, have):
             plan = program.layers[layer]
-            y, x = divmod(position, plan.width)
             raise Mismatch(image=number, cycle=cycle, layer=plan.name, what=what,
-                           timestep=timestep, neuron=(lane_channel, y, x),
+                           timestep=timestep, neuron=_neuron(plan, lane_channel, position),
                            expected=int(want), got=int(have))
 
         while True:
@@ -253,8 +284,14 @@ class Harness:
             if cycle > self.max_cycles:
                 raise StreamTimeout(f"image {number}: the accelerator did not finish within "
                                     f"{self.max_cycles} cycles")
-            (_, _, w_en, w_addr, w_data, s_valid, s_row, layer, group, step,
-             done) = await ctx.tick().sample(*watch)
+            (_, _, w_en, w_addr, w_data, s_valid, s_row, layer, group, step, done, c_en,
+             c_addr, c_data, c_layer, c_group) = await ctx.tick().sample(*watch)
+            if c_en:
+                current, base = expect[c_layer][2], c_group * lanes
+                for lane in range(min(lanes, program.layers[c_layer].channels - base)):
+                    if int(c_data[lane]) != current[base + lane, c_addr]:
+                        fail("current", c_layer, None, base + lane, c_addr,
+                             current[base + lane, c_addr], c_data[lane])
             if w_en:
                 plan = program.layers[layer]
                 membranes = expect[layer][0]
@@ -269,13 +306,12 @@ class Harness:
                 plan = program.layers[layer]
                 reference = expect[layer][1]
                 base = group * lanes
-                bits = int(s_row.spikes)
+                bits = int(s_row)
                 for lane in range(min(lanes, plan.channels - base)):
-                    want = 0 if reference is None else reference[step - 1, base + lane,
-                                                                 int(s_row.addr)]
+                    want = 0 if reference is None else reference[step - 1, base + lane, w_addr]
                     have = (bits >> lane) & 1
                     if have != want:
-                        fail("spike", layer, step, base + lane, int(s_row.addr), want, have)
+                        fail("spike", layer, step, base + lane, w_addr, want, have)
             if done:
                 break
         return self._finish(ctx, top, golden, index, number, cycle, writes)
@@ -293,9 +329,9 @@ class Harness:
         for neuron, (want, have) in enumerate(zip(expected_output, output)):
             if want != have:
                 channel, position = divmod(neuron, plan.positions)
-                y, x = divmod(position, plan.width)
                 raise Mismatch(image=number, cycle=cycle, layer=plan.name,
-                               what="output membrane", timestep=None, neuron=(channel, y, x),
+                               what="output membrane", timestep=None,
+                               neuron=_neuron(plan, channel, position),
                                expected=want, got=have)
         counters = {name: int(ctx.get(getattr(top, name))) for name in (
             "cycles", "pe_busy_cycles", "aggregation_busy_cycles", "scanner_busy_cycles",

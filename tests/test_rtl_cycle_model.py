@@ -10,14 +10,14 @@ from random_networks import random_input, random_network
 from spikeforge.golden import network_from_parts
 from spikeforge.rtl.config import AcceleratorConfig
 from spikeforge.rtl.cycle_model import chain_cycles, event_taps
-from spikeforge.rtl.program import LayerPlan
+from spikeforge.rtl.layout import Segment
 from spikeforge.sim.harness import Harness
 
 
 def _plan(kernel, stride, padding, out, linear=False):
-    return LayerPlan(name="l", direct=False, pool=False, channels=1, height=out, width=out,
-                     positions=out, groups=1, output=False, in_shape=(1, 8, 8), kernel=kernel, stride=stride,
-                     padding=padding, linear=linear, source="s")
+    """A 2D segment scanning a 1x8x8 map (depth 1)."""
+    return Segment("conv", "l", "s", (1, 1, 8, 8), (1, *kernel), (1, *stride), (0, *padding),
+                   (1, out, out), linear=linear)
 
 
 def test_event_taps():

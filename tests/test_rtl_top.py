@@ -32,7 +32,7 @@ def test_init():
                          "pixel_bits": 8}
     assert set(top.signature.members.keys()) == {
         "start", "busy", "done", "cycles", "pe_busy_cycles", "aggregation_busy_cycles",
-        "scanner_busy_cycles", "mac_busy_cycles", "overlap_cycles"}
+        "scanner_busy_cycles", "mac_busy_cycles", "overlap_cycles", "host", "trace"}
     assert (top.weights.depth, top.membranes.depth, top.bitmaps[0].depth) == (512, 64, 1024)
     # Elaborate it: the blocks built in rtl/top.py must not warn as unused elaboratables.
     Fragment.get(top, None)
@@ -56,21 +56,27 @@ def test_program_digits(digits):
     config = AcceleratorConfig(pes=4)
     program = build_program(network, config, **DEFAULT_SIZES)
     assert [p.name for p in program.layers] == ["conv1", "conv2", "fc"]
-    assert [d["groups"] for d in program.descriptors] == [2, 4, 3]
-    assert [d["last"] for d in program.descriptors] == [0, 0, 1]
+    # Three layer rows, then one segment row each.
+    layers = [row["layer"] for row in program.descriptors[:3]]
+    segments = [row["segment"] for row in program.descriptors[3:]]
+    assert [d["groups"] for d in layers] == [2, 4, 3]
+    assert [d["last"] for d in layers] == [0, 0, 1]
+    assert [(d["seg_base"], d["seg_count"]) for d in layers] == [(3, 1), (4, 1), (5, 1)]
+    assert [s["mac"] for s in segments] == [1, 0, 0]
     assert len(program.weights) == sum(config.weight_rows(layer) for layer in network.layers)
     # conv2, group 1, tap (c_in=3, ky=2, kx=0): lanes are output channels 4..7.
     conv2 = network.layer("conv2")
-    base = program.descriptors[1]["geometry"]["weight_base"]
+    base = layers[1]["weight_base"]
+    assert layers[1]["group_stride"] == 8 * 9
     row = program.weights[base + 1 * 8 * 9 + (3 * 3 + 2) * 3 + 0]
     assert row == conv2.weight[4:8, 3, 2, 0].tolist()
     # fc reads conv2's bitmap as a 16x4x4 map: feature c * 16 + y * 4 + x.
-    fc = program.descriptors[2]
+    fc = segments[2]
     assert (fc["geometry"]["linear"], fc["geometry"]["in_h"], fc["in_channels"],
-            fc["in_sel"]) == (1, 4, 16, program.descriptors[1]["out_sel"])
-    assert program.biases[program.descriptors[2]["bias_base"] + 2] == [
+            fc["in_sel"]) == (1, 4, 16, layers[1]["out_sel"])
+    assert program.biases[layers[2]["bias_base"] + 2] == [
         int(b) for b in network.layer("fc").bias[8:10]] + [0, 0]
-    assert program.descriptors[0]["neuron"]["membrane_narrow"] == 0
+    assert layers[0]["neuron"]["membrane_narrow"] == 0
 
 
 def test_program_refuses_unfit(digits):
@@ -81,15 +87,18 @@ def test_program_refuses_unfit(digits):
         build_program(network, AcceleratorConfig(pes=4, max_out_channels=4), **DEFAULT_SIZES)
 
 
-def test_program_refuses_residual():
-    manifest, arrays = random_network(0, "residual")
+def test_program_residual():
+    manifest, arrays = random_network(286, "residual")  # direct current + spikes + current
     network = network_from_parts(manifest, arrays)
-    adds = [layer.name for layer in network.layers if layer.type == "add"]
-    with pytest.raises(ProgramError, match=rf"^network 'random_0' does not fit the "
-                                           rf"accelerator: .*layer '{adds[0]}' is a residual "
-                                           rf"add, which the RTL does not support yet"):
-        build_program(network, AcceleratorConfig(pes=4, leak_multiplier=True, membrane_bits=32,
-                                                 psum_bits=64), **DEFAULT_SIZES)
+    add = next(layer for layer in network.layers if layer.type == "add")
+    program = build_program(network, AcceleratorConfig(
+        pes=4, leak_multiplier=True, membrane_bits=32, psum_bits=64), **DEFAULT_SIZES)
+    assert [s.kind for s in program.layers[-2].segments][0] == "mac"  # the MAC goes first
+    # The add is one descriptor; each input is one of its segments; current inputs are fused.
+    plan = next(p for p in program.layers if p.name == add.name)
+    assert len(plan.segments) == len(add.inputs)
+    assert not {p.name for p in program.layers} & {
+        name for name in add.inputs if network.layer(name).output == "current"}
 
 
 def test_program_maxpool():
@@ -97,10 +106,11 @@ def test_program_maxpool():
     network = network_from_parts(manifest, arrays)
     config = AcceleratorConfig(pes=4, leak_multiplier=True, membrane_bits=32, psum_bits=48)
     program = build_program(network, config, **DEFAULT_SIZES)
-    pool = program.descriptors[1]
+    layers = [row["layer"] for row in program.descriptors[:len(program.layers)]]
+    pool = layers[1]
     assert (pool["pool"], pool["group_stride"], program.layers[1].pool) == (1, 0, True)
-    assert program.descriptors[2]["in_sel"] == pool["out_sel"] != program.descriptors[0][
-        "out_sel"]
+    reader = program.descriptors[layers[2]["seg_base"]]["segment"]
+    assert reader["in_sel"] == pool["out_sel"] != layers[0]["out_sel"]
 
 
 def _check_digits(network, images, config):
@@ -114,7 +124,8 @@ def _check_digits(network, images, config):
         assert result.spike_counts == {name: int(golden.spikes[name][:, index].sum())
                                        for name in ("conv1", "conv2")}
         counters = result.counters
-        mac = run_cycles(harness.program.descriptors[0]["geometry"], 1) - 1
+        first = harness.program.descriptors[len(harness.program.layers)]["segment"]
+        mac = run_cycles(first["geometry"], 1) - 1
         assert counters["mac_busy_cycles"] == config.groups(network.layer("conv1")) * mac
         assert counters["overlap_cycles"] > 0
         assert 0 < counters["pe_busy_cycles"] < counters["cycles"]

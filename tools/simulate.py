@@ -1,52 +1,156 @@
 """``spikeforge simulate``: the RTL against the golden model on the first images of a test set.
 
 Each image runs on the accelerator in the Amaranth simulator under the scoreboard
-(``sim/harness.py``): every membrane write and spike row is compared with the golden trace as
-it happens. The report gives, per image, pass/fail, the hardware cycle counter and the cycle
-model's prediction; an image fails on a scoreboard mismatch or when the two cycle counts
-differ.
+(``sim/harness.py``): every membrane write and spike row, and a direct-encoded layer's current
+as the first-layer block writes it, is compared with the golden trace as it happens. The
+report gives, per image, pass/fail, the hardware cycle counter and the cycle model's
+prediction; an image fails on a scoreboard mismatch or when the two cycle counts differ.
+
+The design is the default :class:`~spikeforge.rtl.config.AcceleratorConfig` with ``pes`` PEs
+and the chosen first-layer block (reference MAC or digital PIM), its memories and limits
+grown to what the network needs (:func:`design_for`); the cycle counts do not depend on
+memory sizes, only on the PEs, the first-layer block and the pixel width (the network's).
 """
 
+import sys
 import time
+from dataclasses import replace
 
 from spikeforge.golden import quantize_input
 
-from ..rtl.config import AcceleratorConfig
-from ..sim.harness import Harness
+from ..rtl.config import AcceleratorConfig, layer_positions
+from ..rtl.layout import pixel_count, plan_current_bound, plan_network
+from ..sim.harness import DEFAULT_SIZES, Harness
 
-__all__ = ["simulate", "simulate_lines"]
+__all__ = ["SIMULATORS", "design_for", "simulate", "simulate_lines"]
 
 
-def simulate(network, raw, labels, *, pes=64, vcd_dir=None, bundle=None, dataset=None):
-    """Run the first ``len(raw)`` raw test samples; return the summary dict.
+def design_for(network, *, pes=64, first_layer="mac"):
+    """``(config, sizes)``: the default design, grown where ``network`` needs more.
 
     Raises
     ------
     TypeError, ValueError
-        ``pes`` is not a valid config value (from ``AcceleratorConfig``).
+        ``pes`` or ``first_layer`` is not a valid config value.
+    """
+    base = AcceleratorConfig(pes=pes, first_layer=first_layer)
+    layout = plan_network(network, base)
+    layers = [layer for layer in network.layers if layer.type != "flatten"]
+    T = network.timesteps
+    output = network.output_layer
+    positions = [layer_positions(layer) for layer in layers]
+    positions.append(base.groups(output) * layer_positions(output))
+    sides = [side for layer in layers for shape in (layer.in_shape, layer.out_shape)
+             for side in shape[1:]]
+    sides += [side for plan in layout.plans for segment in plan.segments
+              for side in segment.map[1:]]
+    bitmap = max([base.spike_bitmap_bits(layer, T) for layer in layers
+                  if layer.output == "spikes"], default=pes)
+    psum = max([base.psum_bits] + [plan_current_bound(network, plan).bit_length() + 1
+                                   for plan in layout.plans])
+    config = replace(
+        base, psum_bits=psum,
+        membrane_bits=max(base.membrane_bits, network.membrane_bits),
+        max_positions=max(base.max_positions, max(positions)),
+        max_in_channels=max([base.max_in_channels] + [layer.in_shape[0] for layer in layers]),
+        max_out_channels=max([base.max_out_channels] + [layer.out_shape[0]
+                                                        for layer in layers]),
+        max_feature_size=max([base.max_feature_size] + sides),
+        max_timesteps=max(base.max_timesteps, T),
+        weight_depth=max(base.weight_depth, sum(p.groups * p.rows_per_group
+                                                for p in layout.plans)),
+        spike_memory_bits=max(base.spike_memory_bits, bitmap),
+        spike_bitmaps=max(base.spike_bitmaps, layout.bitmaps),
+        leak_multiplier=any(layer.neuron is not None and layer.neuron.leak.kind == "mul"
+                            for layer in layers))
+    sizes = {
+        "bias_depth": max(DEFAULT_SIZES["bias_depth"],
+                          sum(p.groups for p in layout.plans if not p.pool)),
+        "max_layers": max(DEFAULT_SIZES["max_layers"],
+                          len(layout.plans) + sum(len(p.segments) for p in layout.plans)),
+        "pixel_depth": max(DEFAULT_SIZES["pixel_depth"], pixel_count(network, layout)),
+        "pixel_bits": network.input.bits,
+    }
+    return config, sizes
+
+
+#: Simulators ``simulate`` can run the design on: the Amaranth simulator (this module's
+#: harness, which also checks the first layer's currents) or the generated Verilog under
+#: cocotb (``sim/cosim.py``: every membrane write and spike, batched; much faster).
+SIMULATORS = ("amaranth", "verilator", "icarus")
+
+
+def _amaranth_rows(network, config, sizes, images, vcd_dir, report):
+    harness = Harness(network, config, sizes=sizes)
+    rows = []
+    for result in harness.run_all(images, vcd_dir=vcd_dir, progress=report):
+        rows.append({"image": result.image, "cycles": result.cycles,
+                     "predicted_cycles": result.predicted_cycles,
+                     "prediction": result.prediction,
+                     "golden_prediction": result.expected_prediction,
+                     "spikes": result.spike_counts, "counters": result.counters,
+                     "mismatch": result.mismatch})
+    return rows
+
+
+def _cosim_rows(simulator, network, config, sizes, images, vcd_dir):
+    from ..rtl.program import build_program
+    from ..sim.cosim import build_design, run_images
+
+    build_program(network, config, **sizes)  # a network that does not fit fails here
+    build = build_design(simulator, config, sizes)
+    summary = run_images(build, network, images, config=config, sizes=sizes,
+                         waves_dir=vcd_dir,
+                         waves_build=lambda: build_design(simulator, config, sizes, waves=True))
+    return [{"image": row["image"], "cycles": None if row["mismatch"] else row["cycles"],
+             "predicted_cycles": row["predicted_cycles"], "prediction": row["prediction"],
+             "golden_prediction": row["expected_prediction"],
+             "spikes": row.get("spike_counts", {}), "counters": row.get("counters", {}),
+             "mismatch": row["mismatch"]} for row in summary["images"]]
+
+
+def simulate(network, raw, labels, *, pes=64, first_layer="mac", simulator="amaranth",
+             vcd_dir=None, bundle=None, dataset=None, progress=False):
+    """Run the first ``len(raw)`` raw test samples; return the summary dict.
+
+    ``progress`` writes one line per finished image to stderr (Amaranth simulator).
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``pes`` or ``first_layer`` is not a valid config value (from ``AcceleratorConfig``).
     rtl.program.ProgramError
         The network does not fit the design.
+    sim.cosim.CosimError
+        The Verilog simulator is missing or failed.
     """
-    config = AcceleratorConfig(pes=pes)
-    harness = Harness(network, config)
+    config, sizes = design_for(network, pes=pes, first_layer=first_layer)
     images = quantize_input(raw, network.input)
     began = time.perf_counter()
-    results = harness.run_all(images, vcd_dir=vcd_dir)
+
+    def report(result):
+        if progress:
+            state = "pass" if result.passed else "FAIL"
+            sys.stderr.write(f"image {result.image}: {state}, {result.cycles} cycles "
+                             f"({time.perf_counter() - began:.0f} s)\n")
+            sys.stderr.flush()
+
+    if simulator == "amaranth":
+        results = _amaranth_rows(network, config, sizes, images, vcd_dir, report)
+    else:
+        results = _cosim_rows(simulator, network, config, sizes, images, vcd_dir)
     seconds = time.perf_counter() - began
     rows = []
     for result, label in zip(results, labels):
-        cycles_match = result.cycles == result.predicted_cycles
-        rows.append({
-            "image": result.image, "pass": result.passed and cycles_match,
-            "cycles": result.cycles, "predicted_cycles": result.predicted_cycles,
-            "prediction": result.prediction,
-            "golden_prediction": result.expected_prediction, "label": int(label),
-            "spikes": result.spike_counts, "counters": result.counters,
-            "mismatch": None if result.passed else str(result.mismatch),
-        })
+        passed = result["mismatch"] is None
+        rows.append({**result, "pass": passed and result["cycles"] == result["predicted_cycles"],
+                     "label": int(label),
+                     "mismatch": None if passed else str(result["mismatch"])})
+    measured = [r["cycles"] for r in rows if r["cycles"] is not None]
     return {
         "bundle": None if bundle is None else str(bundle),
-        "dataset": dataset, "pes": pes, "images": len(rows),
+        "dataset": dataset, "pes": pes, "first_layer": first_layer, "simulator": simulator,
+        "images": len(rows),
         "mismatches": sum(1 for r in rows if r["mismatch"] is not None),
         "cycle_model_mismatches": sum(1 for r in rows if r["mismatch"] is None
                                       and r["cycles"] != r["predicted_cycles"]),
@@ -54,7 +158,10 @@ def simulate(network, raw, labels, *, pes=64, vcd_dir=None, bundle=None, dataset
         "correct": sum(1 for r in rows if r["prediction"] == r["label"]),
         "cycles": [r["cycles"] for r in rows],
         "predicted_cycles": [r["predicted_cycles"] for r in rows],
+        "mean_cycles": round(sum(measured) / len(measured), 1) if measured else None,
+        "mac_busy_cycles": [r["counters"].get("mac_busy_cycles") for r in rows],
         "clock_hz": config.clock_hz,
+        "design": {"config": config.to_json(), "sizes": sizes},
         "simulation_seconds": round(seconds, 3),
         "results": rows,
     }
@@ -63,7 +170,8 @@ def simulate(network, raw, labels, *, pes=64, vcd_dir=None, bundle=None, dataset
 def simulate_lines(summary):
     """The human-readable report of :func:`simulate`'s summary."""
     lines = [f"RTL vs golden: {summary['bundle'] or 'bundle'}, {summary['dataset']}, "
-             f"{summary['pes']} PEs, {summary['images']} images"]
+             f"{summary['pes']} PEs, {summary['images']} images, first layer "
+             f"{summary['first_layer']}, {summary['simulator']} simulator"]
     lines.append(f"{'image':>5}  {'result':<6}  {'cycles':>8}  {'predicted':>9}  "
                  f"{'pred':>4}  {'label':>5}")
     for row in summary["results"]:
@@ -74,8 +182,7 @@ def simulate_lines(summary):
                      f"{row['label']:>5}")
         if row["mismatch"] is not None:
             lines.append(f"       {row['mismatch']}")
-    measured = [c for c in summary["cycles"] if c is not None]
-    mean = sum(measured) / len(measured) if measured else 0
+    mean = summary["mean_cycles"] or 0
     lines.append(f"mismatches: {summary['mismatches']}, cycle-model disagreements: "
                  f"{summary['cycle_model_mismatches']}, correct: {summary['correct']}/"
                  f"{summary['images']}, mean {mean:.0f} cycles per image "
@@ -83,3 +190,4 @@ def simulate_lines(summary):
                  f"{summary['clock_hz'] / 1e6:.0f} MHz), simulated in "
                  f"{summary['simulation_seconds']:.1f} s")
     return lines
+

@@ -1,0 +1,464 @@
+"""Digital processing-in-memory first layer: a direct-encoded layer's current, bit-serially.
+
+A drop-in replacement for :class:`~.reference_mac.ReferenceMAC` (same ports, same contract:
+one channel group, bias included, bank row ``p`` written once per output position ``p``;
+``AcceleratorConfig(first_layer="pim")`` selects it). No multiplier anywhere, so it maps to
+LUTs and carry chains, not DSP48 slices.
+
+Arithmetic. For one output position the current of lane ``i`` is
+``bias[i] + sum over in-range taps t of pixel_t * W_t[i]`` with unsigned ``input_bits``-bit
+pixels and signed ``weight_bits``-bit weights. Write ``pixel_t = sum_b x_t[b] * 2**b``
+(bit-plane ``b`` of the input). Then::
+
+    sum_t pixel_t * W_t[i] = sum_b 2**b * (sum_t (x_t[b] AND W_t[i]))
+
+where ``x AND W`` gates the whole two's-complement weight by one input bit (``W`` or 0). The
+block applies one bit-plane per cycle, most significant first, to a *chunk* of up to ``rows``
+taps (the weight rows read from BRAM, the PIM array's rows): an adder tree per lane reduces
+the ``rows`` gated weights (sign-extended, so negative weights are exact) and Horner's rule
+``acc = 2 * acc + plane_sum`` does the shift-accumulate. After ``input_bits`` planes ``acc``
+is the chunk's exact sum; chunks of a position are added to the bias in a last stage.
+``columns`` lanes are reduced per cycle: with ``columns < lanes`` every plane takes
+``lanes // columns`` cycles (column multiplexing: fewer adder trees, more cycles).
+
+Stages (prefixes of the signals that belong to them):
+
+* ``c_``, ``p_``, ``q_``, ``w_`` as in the reference MAC: layer constants, output positions,
+  in-range tap counts and first addresses, and the tap walker, which issues one pixel read
+  and one weight read per cycle (``c``, ``ky``, ``kx`` ascending). Products of geometry
+  fields are shift-and-add (``_times``), so no address multiplier maps to a DSP either;
+* ``r_`` the read data of the tap issued in the previous cycle goes into slot ``r_slot`` of
+  the fill buffer ``f_``; the tap that fills slot ``rows - 1``, or a position's last tap,
+  closes the chunk;
+* ``e_`` the bit-serial engine: a closed chunk is copied from ``f_`` to ``e_`` (the
+  *handover*, at the earliest the cycle after the chunk closed) when the engine is idle or
+  in its last cycle, and is computed in ``P * B`` cycles (``P = lanes // columns``,
+  ``B = input_bits``) while the walker fills the next chunk into ``f_``;
+* ``a_`` add the chunk to the position's sum (the bias on the first chunk); the position's
+  last chunk writes the bank row.
+
+The walker issues the first tap of a chunk in cycle ``t`` only if ``f_`` is free by the end of
+cycle ``t + 1``, when that tap's data is written (the handover and that write may share a
+clock edge: ``e_`` takes the old contents); inside a chunk it never waits. Every position must have at least one in-range tap (``in_channels >= 1``; with
+padding below the kernel size every window overlaps the image).
+
+Cycle cost (:func:`pim_run_cycles`; the cycle model relies on it). Count the cycle that
+samples ``start`` as ``0``. Number the chunks of all positions ``j = 0, 1, ...`` in order,
+``s_j`` taps each. The first tap of chunk 0 is issued in cycle ``t_0 = 3``; chunk ``j``
+closes (its last data arrives) in cycle ``c_j = t_j + s_j``, is handed over at the end of
+cycle ``h_j = max(c_j + 1, h_{j-1} + P * B)`` (``h_{-1} = -infinity``), and the next chunk
+starts in ``t_{j+1} = h_j - 1``. ``done`` is high in cycle ``h_last + P * B + 2``: a run takes
+``h_last + P * B + 3`` cycles. In steady state a chunk costs ``max(s_j, P * B)`` cycles:
+with ``rows >= P * B`` and full windows the block reads one tap per cycle, like the
+reference MAC.
+"""
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .interfaces import RowPortSignature, WordReadSignature, row_layout
+from .pe_array import WeightReadSignature
+from .reference_mac import _axis_taps
+from .tap_generator import STRIDE_BITS, geometry_layout
+
+__all__ = ["PIMFirstLayer", "pim_run_cycles", "pim_chunks"]
+
+#: Cycle of the first tap issue after ``start`` (``p_``, ``q_``, ``w_`` fill up).
+FIRST_ISSUE = 3
+
+
+def _times(value, factor):
+    """``value * factor`` as a sum of shifted copies, one per bit of ``factor`` (no ``$mul``
+    cell, so synthesis cannot put it in a DSP)."""
+    return sum(Mux(factor[bit], value << bit, 0) for bit in range(len(factor)))
+
+
+def _tree(values):
+    """Sum ``values`` as a balanced adder tree (shorter paths than a chain)."""
+    values = list(values)
+    while len(values) > 1:
+        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]
+
+
+def pim_chunks(geometry, in_channels, rows):
+    """Chunk sizes (taps) of one run, in order: positions in raster order, ``rows`` taps per
+    chunk. ``geometry`` is a dict with the fields of ``geometry_layout``."""
+    g = geometry
+    if g["linear"]:
+        windows = [in_channels * g["in_h"] * g["in_w"]]
+    else:
+        ys = _axis_taps(g["out_h"], g["kernel_h"], g["stride_h"], g["pad_h"], g["in_h"])
+        xs = _axis_taps(g["out_w"], g["kernel_w"], g["stride_w"], g["pad_w"], g["in_w"])
+        windows = [in_channels * ny * nx for ny in ys for nx in xs]
+    chunks = []
+    for taps in windows:
+        if taps < 1:
+            raise ValueError(f"an output position has {taps} in-range taps; the PIM block "
+                             f"needs at least 1")
+        chunks.extend([rows] * (taps // rows) + ([taps % rows] if taps % rows else []))
+    return chunks
+
+
+def pim_run_cycles(geometry, in_channels, *, rows, input_bits, column_passes=1):
+    """Exact cycles of one run, from the ``start`` cycle to the ``done`` cycle inclusive
+    (the recurrence of the module docstring)."""
+    compute = column_passes * input_bits
+    handover = None
+    start = FIRST_ISSUE
+    for size in pim_chunks(geometry, in_channels, rows):
+        close = start + size
+        handover = close + 1 if handover is None else max(close + 1, handover + compute)
+        start = handover - 1
+    return handover + compute + 3
+
+
+def _check_positive(value, what):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise TypeError(f"{what} must be a positive integer, not {value!r}")
+
+
+class PIMFirstLayer(wiring.Component):
+    """Bit-serial, multiplier-free first-layer current of one channel group into a bank.
+
+    The ports and their contract are :class:`~.reference_mac.ReferenceMAC`'s; only the
+    cycle cost differs (:func:`pim_run_cycles`).
+
+    Parameters
+    ----------
+    lanes, input_bits, weight_bits, psum_bits, addr_bits, pixel_addr_bits, weight_addr_bits,
+    coord_bits, channel_bits : int
+        As for :class:`~.reference_mac.ReferenceMAC`.
+    rows : int
+        Taps (weight rows) reduced in parallel: the adder tree's inputs per lane.
+    columns : int or None
+        Lanes reduced per cycle; must divide ``lanes``. ``None`` (the default) is ``lanes``.
+
+    Members
+    -------
+    geometry, in_channels, bias, pixels, weights, bank, start, busy, done
+        As for :class:`~.reference_mac.ReferenceMAC`.
+
+    Raises
+    ------
+    TypeError
+        If a parameter is not a positive integer.
+    ValueError
+        If ``psum_bits < weight_bits`` or ``columns`` does not divide ``lanes``.
+    """
+
+    def __init__(self, *, lanes, input_bits, weight_bits, psum_bits, addr_bits,
+                 pixel_addr_bits, weight_addr_bits, coord_bits, channel_bits, rows=9,
+                 columns=None):
+        for value, what in ((lanes, "Lane count"), (input_bits, "Input width"),
+                            (weight_bits, "Weight width"), (psum_bits, "Partial-sum width"),
+                            (addr_bits, "Address width"),
+                            (pixel_addr_bits, "Pixel address width"),
+                            (weight_addr_bits, "Weight address width"),
+                            (coord_bits, "Coordinate width"), (channel_bits, "Channel width"),
+                            (rows, "Rows in parallel")):
+            _check_positive(value, what)
+        columns = lanes if columns is None else columns
+        _check_positive(columns, "Columns in parallel")
+        if psum_bits < weight_bits:
+            raise ValueError(f"Partial-sum width must be at least the weight width "
+                             f"({weight_bits}), not {psum_bits!r}")
+        if lanes % columns:
+            raise ValueError(f"Columns in parallel must divide the lane count ({lanes}), "
+                             f"not {columns!r}")
+        self._lanes, self._input_bits, self._weight_bits = lanes, input_bits, weight_bits
+        self._psum_bits, self._addr_bits = psum_bits, addr_bits
+        self._pixel_addr_bits, self._weight_addr_bits = pixel_addr_bits, weight_addr_bits
+        self._coord_bits, self._channel_bits = coord_bits, channel_bits
+        self._rows, self._columns = rows, columns
+        super().__init__({
+            "geometry": In(geometry_layout(coord_bits=coord_bits,
+                                           weight_addr_bits=weight_addr_bits)),
+            "in_channels": In(channel_bits),
+            "bias": In(row_layout(psum_bits, lanes)),
+            "pixels": Out(WordReadSignature(addr_bits=pixel_addr_bits,
+                                            data_shape=unsigned(input_bits))),
+            "weights": Out(WeightReadSignature(weight_addr_bits=weight_addr_bits,
+                                               weight_bits=weight_bits, lanes=lanes)),
+            "bank": Out(RowPortSignature(addr_bits=addr_bits, bits=psum_bits, lanes=lanes)),
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+        })
+
+    lanes = property(lambda self: self._lanes)
+    input_bits = property(lambda self: self._input_bits)
+    weight_bits = property(lambda self: self._weight_bits)
+    psum_bits = property(lambda self: self._psum_bits)
+    addr_bits = property(lambda self: self._addr_bits)
+    pixel_addr_bits = property(lambda self: self._pixel_addr_bits)
+    weight_addr_bits = property(lambda self: self._weight_addr_bits)
+    coord_bits = property(lambda self: self._coord_bits)
+    channel_bits = property(lambda self: self._channel_bits)
+    rows = property(lambda self: self._rows)
+    columns = property(lambda self: self._columns)
+
+    @property
+    def column_passes(self):
+        """Cycles per bit-plane: ``lanes // columns``."""
+        return self._lanes // self._columns
+
+    def run_cycles(self, geometry, in_channels):
+        """:func:`pim_run_cycles` with this block's parameters."""
+        return pim_run_cycles(geometry, in_channels, rows=self._rows,
+                              input_bits=self._input_bits, column_passes=self.column_passes)
+
+    def _axis(self, m, name, origin, kernel, size):
+        """First in-range coordinate, first kernel index and tap count along one axis."""
+        width = len(origin)
+        first = Signal(width - 1, name=f"{name}_first")
+        end = Signal(signed(width + 1), name=f"{name}_end")
+        count = Signal(signed(width + 1), name=f"{name}_count")
+        m.d.comb += [
+            first.eq(Mux(origin[-1], 0, origin)),
+            end.eq(Mux(origin + kernel > size, size, origin + kernel)),
+            count.eq(end - first),
+        ]
+        return first, (first - origin)[:width - 1], count
+
+    def _walker(self, m, issue):
+        """The ``p_``/``q_``/``w_`` stages; a tap is issued in every cycle ``issue`` is high.
+
+        Returns the ``w_`` signals the later stages need.
+        """
+        g = self.geometry
+        size = self._coord_bits + 1
+        origin_shape = signed(size + STRIDE_BITS + 1)
+        linear = g.linear
+        kernel_h, kernel_w = Mux(linear, g.in_h, g.kernel_h), Mux(linear, g.in_w, g.kernel_w)
+        stride_h, stride_w = Mux(linear, 1, g.stride_h), Mux(linear, 1, g.stride_w)
+        pad_h, pad_w = Mux(linear, 0, g.pad_h), Mux(linear, 0, g.pad_w)
+        out_h, out_w = Mux(linear, 1, g.out_h), Mux(linear, 1, g.out_w)
+        kh, kw = Signal(size), Signal(size)
+        m.d.comb += [kh.eq(kernel_h), kw.eq(kernel_w)]
+
+        c_taps, c_area = Signal(2 * size), Signal(2 * size)
+        m.d.sync += [c_taps.eq(_times(kw, kh)), c_area.eq(_times(g.in_w, g.in_h))]
+
+        running, launch = self._running, Signal()
+        m.d.comb += [launch.eq(self.start & ~running), self.busy.eq(running)]
+
+        p_valid, p_final = Signal(), Signal()
+        p_oy, p_ox = Signal(size), Signal(size)
+        p_iy0, p_ix0 = Signal(origin_shape), Signal(origin_shape)
+        p_out = Signal(self._addr_bits)
+        m.d.comb += p_final.eq((p_oy == out_h - 1) & (p_ox == out_w - 1))
+
+        q_valid, q_final = Signal(), Signal()
+        q_out = Signal(self._addr_bits)
+        q_ny1, q_nx1 = Signal(size), Signal(size)
+        q_pixel = Signal(self._pixel_addr_bits)
+        q_weight = Signal(self._weight_addr_bits)
+
+        w = {name: Signal(name=f"w_{name}") for name in ("valid", "final", "last")}
+        w["out"] = Signal(self._addr_bits, name="w_out")
+        w_ny1, w_nx1 = Signal(size), Signal(size)
+        w_y_left, w_x_left = Signal(size), Signal(size)
+        w_c_left = Signal(self._channel_bits)
+        w_pixel, w_pixel_row, w_pixel_chan = (Signal(self._pixel_addr_bits) for _ in range(3))
+        w_weight, w_weight_row, w_weight_chan = (Signal(self._weight_addr_bits)
+                                                 for _ in range(3))
+        m.d.comb += w["last"].eq((w_x_left == 0) & (w_y_left == 0) & (w_c_left == 0))
+
+        w_load = ~w["valid"] | (w["last"] & issue)
+        q_load = ~q_valid | w_load
+        p_move = p_valid & q_load
+
+        with m.If(launch):
+            m.d.sync += [running.eq(1), p_valid.eq(1), p_oy.eq(0), p_ox.eq(0),
+                         p_iy0.eq(-pad_h), p_ix0.eq(-pad_w), p_out.eq(0)]
+        with m.Elif(p_move):
+            m.d.sync += p_out.eq(p_out + 1)
+            with m.If(p_final):
+                m.d.sync += p_valid.eq(0)
+            with m.Elif(p_ox == out_w - 1):
+                m.d.sync += [p_ox.eq(0), p_ix0.eq(-pad_w), p_oy.eq(p_oy + 1),
+                             p_iy0.eq(p_iy0 + stride_h)]
+            with m.Else():
+                m.d.sync += [p_ox.eq(p_ox + 1), p_ix0.eq(p_ix0 + stride_w)]
+
+        iy_first, ky_first, ny = self._axis(m, "q_y", p_iy0, kernel_h, g.in_h)
+        ix_first, kx_first, nx = self._axis(m, "q_x", p_ix0, kernel_w, g.in_w)
+        with m.If(q_load):
+            m.d.sync += [
+                q_valid.eq(p_valid), q_final.eq(p_final), q_out.eq(p_out),
+                q_ny1.eq(ny - 1), q_nx1.eq(nx - 1),
+                q_pixel.eq(_times(g.in_w, iy_first) + ix_first),
+                q_weight.eq(g.weight_base + _times(kw, ky_first) + kx_first),
+            ]
+
+        with m.If(w_load):
+            m.d.sync += [
+                w["valid"].eq(q_valid), w["final"].eq(q_final), w["out"].eq(q_out),
+                w_ny1.eq(q_ny1), w_nx1.eq(q_nx1),
+                w_y_left.eq(q_ny1), w_x_left.eq(q_nx1), w_c_left.eq(self.in_channels - 1),
+                w_pixel.eq(q_pixel), w_pixel_row.eq(q_pixel), w_pixel_chan.eq(q_pixel),
+                w_weight.eq(q_weight), w_weight_row.eq(q_weight), w_weight_chan.eq(q_weight),
+            ]
+        with m.Elif(issue):
+            with m.If(w_x_left != 0):
+                m.d.sync += [w_x_left.eq(w_x_left - 1), w_pixel.eq(w_pixel + 1),
+                             w_weight.eq(w_weight + 1)]
+            with m.Elif(w_y_left != 0):
+                next_pixel, next_weight = w_pixel_row + g.in_w, w_weight_row + kw
+                m.d.sync += [w_y_left.eq(w_y_left - 1), w_x_left.eq(w_nx1),
+                             w_pixel.eq(next_pixel), w_pixel_row.eq(next_pixel),
+                             w_weight.eq(next_weight), w_weight_row.eq(next_weight)]
+            with m.Else():
+                next_pixel, next_weight = w_pixel_chan + c_area, w_weight_chan + c_taps
+                m.d.sync += [w_c_left.eq(w_c_left - 1), w_y_left.eq(w_ny1), w_x_left.eq(w_nx1),
+                             w_pixel.eq(next_pixel), w_pixel_row.eq(next_pixel),
+                             w_pixel_chan.eq(next_pixel),
+                             w_weight.eq(next_weight), w_weight_row.eq(next_weight),
+                             w_weight_chan.eq(next_weight)]
+        m.d.comb += [self.pixels.addr.eq(w_pixel), self.weights.addr.eq(w_weight),
+                     self.pixels.en.eq(issue), self.weights.en.eq(issue)]
+        return w
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, rows, bits = self._lanes, self._rows, self._input_bits
+        passes, columns = self.column_passes, self._columns
+        weight_row = row_layout(self._weight_bits, lanes)
+        self._running = Signal()
+
+        # Chunk bookkeeping of the walker: the slot of the next tap, the first-chunk flag.
+        w_slot = Signal(range(rows))
+        w_first = Signal()  # the next tap belongs to the first chunk of its position
+        pending = Signal()  # a closed chunk still waits in f_ after this cycle
+        issue = Signal()
+        w = self._walker(m, issue)
+        m.d.comb += issue.eq(w["valid"] & ~((w_slot == 0) & pending))
+        w_close = w["last"] | (w_slot == rows - 1)
+        with m.If(issue):
+            m.d.sync += [w_slot.eq(Mux(w_close, 0, w_slot + 1)),
+                         w_first.eq(Mux(w_close, w["last"], w_first))]
+        with m.If(self.start & ~self._running):
+            m.d.sync += [w_slot.eq(0), w_first.eq(1)]
+
+        # r_: the tap's read data is on the ports this cycle.
+        r_valid, r_close, r_first, r_last, r_final = (Signal(name=f"r_{n}") for n in (
+            "valid", "close", "first", "last", "final"))
+        r_slot = Signal(range(rows))
+        r_out = Signal(self._addr_bits)
+        m.d.sync += [r_valid.eq(issue), r_close.eq(w_close), r_first.eq(w_first),
+                     r_last.eq(w["last"]), r_final.eq(w["final"]), r_slot.eq(w_slot),
+                     r_out.eq(w["out"])]
+
+        # f_: the chunk being filled (its meta is rewritten by every tap: the last one counts).
+        f_pixels = [Signal(bits, name=f"f_pixel{s}") for s in range(rows)]
+        f_weights = [Signal(weight_row, name=f"f_weight{s}") for s in range(rows)]
+        f_full, f_first, f_last, f_final = (Signal(name=f"f_{n}") for n in (
+            "full", "first", "last", "final"))
+        f_count = Signal(range(rows + 1))
+        f_out = Signal(self._addr_bits)
+
+        # e_: the engine. Pixels shift left one bit per plane; slots past the chunk hold 0.
+        e_first, e_last, e_final = (Signal(name=f"e_{n}") for n in ("first", "last", "final"))
+        e_pixels = [Signal(bits, name=f"e_pixel{s}") for s in range(rows)]
+        e_weights = [Signal(weight_row, name=f"e_weight{s}") for s in range(rows)]
+        e_plane = Signal(range(bits))          # planes left after this one
+        e_column = Signal(range(passes))       # the slice of lanes reduced this cycle
+        e_out = Signal(self._addr_bits)
+        acc_shape = signed(self._weight_bits + bits + ceil_log2(rows + 1) + 1)
+        e_acc = [Signal(acc_shape, name=f"e_acc{i}") for i in range(lanes)]
+        e_left = Signal(range(passes * bits + 1))  # compute cycles left, this one included
+        e_last_cycle = Signal()
+        m.d.comb += e_last_cycle.eq(e_left == 1)
+
+        # The handover copies a full f_ (the cycle after its chunk closed) into an engine that
+        # is idle or in its last cycle. A chunk start may be issued when f_ is free by the end
+        # of the next cycle: empty after this cycle, or handed over in the next.
+        closing = r_valid & r_close
+        handover = Signal()
+        occupied = closing | (f_full & ~handover)           # f_ holds a chunk after this cycle
+        free_next = Mux(handover, passes * bits <= 1, e_left <= 2)  # engine free next cycle
+        m.d.comb += [handover.eq(f_full & (e_left <= 1)), pending.eq(occupied & ~free_next)]
+
+        with m.If(r_valid):
+            for s in range(rows):
+                with m.If(r_slot == s):
+                    m.d.sync += [f_pixels[s].eq(self.pixels.data),
+                                 f_weights[s].eq(self.weights.data)]
+            m.d.sync += [f_first.eq(r_first), f_last.eq(r_last), f_final.eq(r_final),
+                         f_count.eq(r_slot + 1), f_out.eq(r_out)]
+        with m.If(closing):
+            m.d.sync += f_full.eq(1)
+        with m.Elif(handover):
+            m.d.sync += f_full.eq(0)
+
+        with m.If(handover):
+            for s in range(rows):
+                m.d.sync += [e_pixels[s].eq(Mux(s < f_count, f_pixels[s], 0)),
+                             e_weights[s].eq(f_weights[s])]
+            m.d.sync += [
+                e_left.eq(passes * bits), e_plane.eq(bits - 1), e_column.eq(0),
+                e_first.eq(f_first), e_last.eq(f_last), e_final.eq(f_final), e_out.eq(f_out),
+            ]
+        with m.Elif(e_left != 0):
+            m.d.sync += e_left.eq(e_left - 1)
+            with m.If(e_column == passes - 1):
+                m.d.sync += [e_column.eq(0), e_plane.eq(e_plane - 1)]
+                m.d.sync += [p.eq(p << 1) for p in e_pixels]
+            with m.Else():
+                m.d.sync += e_column.eq(e_column + 1)
+
+        # The reduction of one bit-plane for ``columns`` lanes: AND-gate, adder tree.
+        gates = [p[bits - 1] for p in e_pixels]
+        fresh = e_plane == bits - 1  # the first plane of the chunk: Horner starts at 0
+        sums = []
+        for i in range(columns):
+            weights = [Signal(signed(self._weight_bits), name=f"e_col{i}_w{s}")
+                       for s in range(rows)]
+            for s in range(rows):
+                m.d.comb += weights[s].eq(e_weights[s][i])
+                if passes > 1:
+                    with m.Switch(e_column):
+                        for p in range(1, passes):
+                            with m.Case(p):
+                                m.d.comb += weights[s].eq(e_weights[s][p * columns + i])
+            plane = Signal(signed(self._weight_bits + ceil_log2(rows + 1)), name=f"e_sum{i}")
+            m.d.comb += plane.eq(_tree(Mux(gate, weight, 0)
+                                       for gate, weight in zip(gates, weights)))
+            sums.append(plane)
+        updated = []
+        for lane in range(lanes):
+            value = Signal(acc_shape, name=f"e_next{lane}")
+            mine = e_column == lane // columns if passes > 1 else Const(1)
+            m.d.comb += value.eq(Mux(mine, Mux(fresh, 0, e_acc[lane] << 1) + sums[lane % columns],
+                                     e_acc[lane]))
+            with m.If(e_left != 0):
+                m.d.sync += e_acc[lane].eq(value)
+            updated.append(value)
+
+        # a_: add the chunk to the position's sum; the position's last chunk writes its row.
+        a_valid, a_first, a_last, a_final = (Signal(name=f"a_{n}") for n in (
+            "valid", "first", "last", "final"))
+        a_out = Signal(self._addr_bits)
+        a_sums = [Signal(acc_shape, name=f"a_sum{i}") for i in range(lanes)]
+        m.d.sync += [a_valid.eq(e_last_cycle), a_first.eq(e_first), a_last.eq(e_last),
+                     a_final.eq(e_final), a_out.eq(e_out)]
+        m.d.sync += [a_sums[i].eq(updated[i]) for i in range(lanes)]
+        position = Signal(row_layout(self._psum_bits, lanes))
+        total = Signal(row_layout(self._psum_bits, lanes))
+        for i in range(lanes):
+            m.d.comb += total[i].eq(Mux(a_first, self.bias[i], position[i]) + a_sums[i])
+        with m.If(a_valid):
+            m.d.sync += position.eq(total)
+        m.d.comb += [
+            self.bank.r_en.eq(0), self.bank.r_addr.eq(0),
+            self.bank.w_en.eq(a_valid & a_last), self.bank.w_addr.eq(a_out),
+            self.bank.w_data.eq(total),
+        ]
+        m.d.sync += self.done.eq(a_valid & a_last & a_final)
+        with m.If(self.done):
+            m.d.sync += self._running.eq(0)
+        return m
