@@ -1,0 +1,130 @@
+"""``spikeforge bench sim``: simulated cycles per second of the three simulators, side by side.
+
+One design (the default ``AcceleratorConfig`` with ``pes`` PEs, sized for the shipped digits
+bundle) and the same seeded random images run on Verilator and Icarus (the generated Verilog
+under the cocotb bench, ``sim/cosim.py``) and on the Amaranth simulator (``sim/harness.py``).
+Each run is checked against the golden model, so a number is only reported for a correct
+run. *Cycles per second* is the accelerator's cycle counter summed over the images, divided
+by the wall time of those images: loading the pixels, the run, recording the trace and
+checking it (the per-run start-up, the weight load, the golden model and the build are not
+counted; the build time is reported apart). *Per CPU second* divides by the CPU time the
+simulator process spent on those images instead: every simulator here runs on one thread,
+so that is its speed on one core even on a machine shared with other work. Icarus is much
+slower than the others, so it runs only the first image.
+"""
+
+import time
+
+import numpy as np
+
+from spikeforge.golden import read_bundle
+
+from ..sim.random_networks import random_input
+from ..sim.verilog import fitted_config, fitted_sizes
+from .evaluate import default_bundle_path
+
+__all__ = ["SIMULATORS", "bench_sim", "bench_sim_lines"]
+
+SIMULATORS = ("verilator", "icarus", "amaranth")
+
+
+def _images(network, count):
+    spec = {"input": {"shape": list(network.input.shape), "bits": network.input.bits}}
+    return random_input(np.random.default_rng(0), spec, count)
+
+
+def _verdict(rows):
+    """``None`` when every image matched and met the cycle model, else the first problem."""
+    for row in rows:
+        if row["mismatch"] is not None:
+            return str(row["mismatch"])
+        if row["cycles"] != row["predicted_cycles"]:
+            return (f"image {row['image']}: {row['cycles']} cycles, the cycle model predicts "
+                    f"{row['predicted_cycles']}")
+    return None
+
+
+def _cosim(simulator, network, images, config, sizes, log):
+    from ..sim.cosim import SimulatorUnavailable, build_design, run_images
+
+    try:
+        build = build_design(simulator, config, sizes)
+    except SimulatorUnavailable as error:
+        return {"available": False, "reason": str(error)}
+    log(f"{simulator}: build {'reused' if build.reused else 'done'} in {build.seconds:.0f} s")
+    summary = run_images(build, network, images, config=config, sizes=sizes)
+    rows = summary["images"]
+    cycles = sum(row["cycles"] or 0 for row in rows)
+    seconds, cpu = summary["simulated_seconds"], summary["simulated_cpu_seconds"]
+    return {"available": True, "images": len(rows), "cycles": cycles,
+            "seconds": round(seconds, 3), "cycles_per_second": round(cycles / seconds),
+            "cpu_seconds": round(cpu, 3), "cycles_per_cpu_second": round(cycles / cpu),
+            "build_seconds": round(build.seconds, 1), "build_reused": build.reused,
+            "error": _verdict(rows)}
+
+
+def _amaranth(network, images, config, sizes):
+    from ..sim.harness import Harness, Mismatch
+
+    harness = Harness(network, config, sizes=sizes)
+    golden = harness.expected(images)  # outside the timed part, as in the cocotb bench
+    began, cpu = time.perf_counter(), time.process_time()
+    try:
+        results = harness.run(images, golden=golden)
+    except Mismatch as mismatch:
+        return {"available": True, "images": len(images), "cycles": None, "seconds": None,
+                "cycles_per_second": None, "cpu_seconds": None, "cycles_per_cpu_second": None,
+                "build_seconds": 0.0, "build_reused": None, "error": str(mismatch)}
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    rows = [{"image": r.image, "cycles": r.cycles, "predicted_cycles": r.predicted_cycles,
+             "mismatch": r.mismatch} for r in results]
+    cycles = sum(r.cycles for r in results)
+    return {"available": True, "images": len(rows), "cycles": cycles,
+            "seconds": round(seconds, 3), "cycles_per_second": round(cycles / seconds),
+            "cpu_seconds": round(cpu, 3), "cycles_per_cpu_second": round(cycles / cpu),
+            "build_seconds": 0.0, "build_reused": None, "error": _verdict(rows)}
+
+
+def bench_sim(*, pes=64, images=4, simulators=SIMULATORS, log=None):
+    """Run the benchmark on ``simulators``; return the result dict (one entry each).
+
+    ``log(text)`` gets progress lines.
+    """
+    report = log or (lambda text: None)
+    network = read_bundle(default_bundle_path())
+    config = fitted_config(network, pes=pes)
+    sizes = fitted_sizes(network, config)
+    inputs = _images(network, images)
+    result = {"network": network.name, "pes": pes, "images": images,
+              "config": config.to_json(), "sizes": sizes, "simulators": {}}
+    for simulator in simulators:
+        report(f"{simulator}: running")
+        if simulator == "amaranth":
+            entry = _amaranth(network, inputs, config, sizes)
+        else:
+            chosen = inputs[:1] if simulator == "icarus" else inputs
+            entry = _cosim(simulator, network, chosen, config, sizes, report)
+        result["simulators"][simulator] = entry
+        if entry["available"]:
+            report(f"{simulator}: {entry['cycles_per_second']:,} cycles/s")
+    return result
+
+
+def bench_sim_lines(result):
+    """The side-by-side table of :func:`bench_sim`'s result."""
+    lines = [f"simulated cycles per second: {result['network']} on {result['pes']} PEs, "
+             f"checked against the golden model",
+             f"{'simulator':<10}  {'images':>6}  {'cycles':>9}  {'seconds':>8}  "
+             f"{'cycles/s':>9}  {'per CPU s':>9}  {'build s':>7}  result"]
+    for name, entry in result["simulators"].items():
+        if not entry["available"]:
+            lines.append(f"{name:<10}  not available: {entry['reason']}")
+            continue
+        if entry["cycles"] is None:
+            lines.append(f"{name:<10}  FAIL: {entry['error']}")
+            continue
+        lines.append(f"{name:<10}  {entry['images']:>6}  {entry['cycles']:>9,}  "
+                     f"{entry['seconds']:>8.2f}  {entry['cycles_per_second']:>9,}  "
+                     f"{entry['cycles_per_cpu_second']:>9,}  {entry['build_seconds']:>7.0f}  "
+                     f"{'ok' if entry['error'] is None else 'FAIL: ' + entry['error']}")
+    return lines
