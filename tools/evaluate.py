@@ -13,7 +13,8 @@ import numpy as np
 
 from spikeforge.golden import quantize_input, run
 
-from .datasets import DIGITS_SPLIT, DatasetError, digits_split, indian_pines, mnist_test
+from . import hsi
+from .datasets import DIGITS_SPLIT, DatasetError, digits_split, mnist_test
 
 __all__ = [
     "DATASETS",
@@ -24,11 +25,12 @@ __all__ = [
     "Evaluation",
     "default_bundle_path",
     "load_test_set",
+    "class_metrics",
     "evaluate",
 ]
 
-#: Dataset names the CLI accepts.
-DATASETS = ("digits", "mnist", "indian-pines")
+#: Dataset names the CLI accepts (the hyperspectral ones are :data:`spikeforge.tools.hsi.SCENES`).
+DATASETS = ("digits", "mnist", *hsi.SCENES)
 #: File name of the bundle shipped inside the package (``spikeforge/models``).
 DEFAULT_BUNDLE_NAME = "digits_snn.sfb"
 
@@ -57,6 +59,7 @@ class TestSet:
     x: np.ndarray
     y: np.ndarray
     description: str
+    classes: int | None = None  # set for hyperspectral scenes: OA, AA and kappa are reported
 
 
 def _digits_test(network):
@@ -75,6 +78,24 @@ def _digits_test(network):
     return TestSet("digits", split.x_test, split.y_test,
                    f"scikit-learn digits, test split (test_fraction={fraction}, seed={seed}, "
                    f"{source})")
+
+
+def _hsi_test(name, network, data_dir):
+    """The hyperspectral test patches a bundle's ``dataset["hsi"]`` record describes."""
+    record = network.dataset.get("hsi")
+    if not isinstance(record, dict):
+        scene = hsi.load_scene(name, data_dir)
+        raise DatasetError(
+            f"the {hsi.SCENES[name].title} scene loaded ({scene.cube.shape[0]}x"
+            f"{scene.cube.shape[1]} pixels, {scene.cube.shape[2]} bands, {scene.labelled} "
+            f"labelled) but the bundle {network.name!r} records no hyperspectral pipeline "
+            f"(dataset.hsi), so its input of shape {tuple(network.input.shape)} cannot be built; "
+            f"patch extraction without that record is not implemented")
+    if record.get("scene") != name:
+        raise DatasetError(f"the bundle {network.name!r} was made for the hyperspectral scene "
+                           f"{record.get('scene')!r}, not {name!r}")
+    x, y, description = hsi.rebuild_test(record, data_dir)
+    return TestSet(name, x, y, description, classes=int(record.get("classes", y.max() + 1)))
 
 
 def load_test_set(name, network, data_dir):
@@ -101,16 +122,8 @@ def load_test_set(name, network, data_dir):
     elif name == "mnist":
         x, y = mnist_test(data_dir)
         test = TestSet("mnist", x, y, "MNIST t10k (official test set)")
-    elif name == "indian-pines":
-        scene = indian_pines(data_dir)
-        # The HSI patch pipeline (patch size, band selection, split) is a later issue; the
-        # bundle format has no field describing it yet, so no input shape can be produced.
-        raise DatasetError(
-            f"the Indian Pines scene loaded ({scene.cube.shape[0]}x{scene.cube.shape[1]} "
-            f"pixels, {scene.cube.shape[2]} bands, {scene.labelled} labelled) but the bundle "
-            f"{network.name!r} does not describe how to build its input of shape "
-            f"{tuple(network.input.shape)} from it (hyperspectral patch extraction is not "
-            f"implemented yet)")
+    elif name in hsi.SCENES:
+        test = _hsi_test(name, network, data_dir)
     else:
         raise DatasetError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
     sample = tuple(test.x.shape[1:])
@@ -140,6 +153,7 @@ class Evaluation:
     timesteps: int
     first_layer_macs: int
     layers: list = field(default_factory=list)
+    predictions: np.ndarray | None = None  # (images,) int64, in sample order
 
     @property
     def accuracy(self):
@@ -152,6 +166,20 @@ class Evaluation:
     @property
     def spikes(self):
         return sum(layer.spikes or 0 for layer in self.layers)
+
+
+def class_metrics(test, evaluation):
+    """OA, AA, kappa and per-class accuracy (fractions) of an evaluated hyperspectral test set.
+
+    ``None`` unless ``test.classes`` is set. The labels are the first ``evaluation.images`` of
+    ``test.y`` (``--limit`` evaluates a prefix).
+    """
+    if test.classes is None:
+        return None
+    labels = test.y[:evaluation.images]
+    metrics = hsi.classification_metrics(labels, evaluation.predictions, test.classes)
+    return {"oa": metrics["oa"], "aa": metrics["aa"], "kappa": metrics["kappa"],
+            "per_class_accuracy": metrics["per_class"]}
 
 
 def evaluate(network, raw, labels, *, batch_size=256, progress=None):
@@ -169,10 +197,12 @@ def evaluate(network, raw, labels, *, batch_size=256, progress=None):
                or layer.neuron is not None and layer.output == "spikes"]
     layers = {layer.name: LayerCounts(layer.name, layer.type, layer.neurons) for layer in counted}
     correct = macs = 0
+    predictions = []
     for start in range(0, total, batch_size):
         x = quantize_input(raw[start:start + batch_size], network.input)
         result = run(network, x)
         correct += int((result.predictions == labels[start:start + batch_size]).sum())
+        predictions.append(result.predictions)
         macs += int(result.first_layer_macs.sum())
         for name, ops in result.synaptic_ops.items():
             layers[name].synaptic_ops = (layers[name].synaptic_ops or 0) + int(ops.sum())
@@ -181,4 +211,6 @@ def evaluate(network, raw, labels, *, batch_size=256, progress=None):
         if progress is not None:
             progress(min(start + batch_size, total), total)
     return Evaluation(images=total, correct=correct, timesteps=network.timesteps,
-                      first_layer_macs=macs, layers=list(layers.values()))
+                      first_layer_macs=macs, layers=list(layers.values()),
+                      predictions=np.concatenate(predictions) if predictions
+                      else np.zeros(0, dtype=np.int64))

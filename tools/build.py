@@ -1,0 +1,110 @@
+"""``spikeforge build``: a ready-to-run Vivado project for a board design.
+
+``--top standalone``: the platform's own flow. ``PynqZ2Platform().build(StandaloneBoard(...),
+do_build=False)`` gives the Verilog, the XDC (every pin from ``boards/pynq_z2.py``), the
+non-project Tcl (``create_project -part xc7z020clg400-1``, synthesis, implementation, reports,
+``write_bitstream``) and ``build_<module>.sh``; the bundle and its first test images are
+baked into the bitstream.
+
+``--top ps``: the accelerator as a module for a Zynq block design: its Verilog
+(``spikeforge_ps.v``), the XDC of its status LEDs, ``block_design.tcl``
+(``boards/block_design.py``: PS7, AXI DMA, interconnects, the accelerator; it writes
+``spikeforge.bit`` and ``spikeforge.hwh``, a PYNQ overlay) and ``build.sh``, plus
+``program.json``: the bundle's memory images for the PYNQ driver (``boards/driver.py``).
+
+Both write ``manifest.json`` (board, top, config, sizes, design hash, bundle, files).
+"""
+
+import json
+from pathlib import Path
+
+from ..boards.block_design import block_design_tcl, led_constraints
+from ..boards.designs import MODULE_NAMES, check_board, make_top, top_verilog
+from ..boards.program_image import BOARD_SIZES, design_hash, program_image
+from ..boards.standalone_board import StandaloneBoard
+
+__all__ = ["build_project", "build_lines"]
+
+
+def _write(out, name, text, written):
+    path = out / name
+    path.write_text(text)
+    written.append(path)
+
+
+def build_project(*, board, top, config, network, bundle_path, out, images=None,
+                  progress=None):
+    """Write the project of ``top`` for ``network`` into ``out``; return the summary dict.
+
+    Raises
+    ------
+    boards.designs.BoardError
+        Unknown board or top.
+    rtl.program.ProgramError
+        The network does not fit ``config``.
+    """
+    platform_class = check_board(board)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    module = MODULE_NAMES.get(top, top)
+    written = []
+
+    def say(line):
+        if progress is not None:
+            progress(line)
+
+    if top == "standalone":
+        demo = make_top(top, config=config, network=network, images=images)
+        say(f"build: elaborating {module} ({config.pes} PEs) for the platform flow")
+        plan = platform_class().build(StandaloneBoard(demo), name=module, do_build=False)
+        plan.extract(out)
+        written.extend(out / name for name in sorted(plan.files))
+        extra = {"images": len(images), "expected_predictions": demo.expected,
+                 "controls": {"BTN0": "start", "SW1..SW0": "image", "LD3..LD0": "class",
+                              "LD4": "green pass / red fail", "LD5": "blue busy"}}
+    else:
+        component = make_top(top, config=config)
+        image = program_image(network, config, BOARD_SIZES)  # refuses an unfit network first
+        say(f"build: converting {module} ({config.pes} PEs) to Verilog")
+        module, text = top_verilog(top, component)
+        _write(out, f"{module}.v", text, written)
+        _write(out, f"{module}.xdc", led_constraints(), written)
+        _write(out, "block_design.tcl", block_design_tcl(
+            module=module, verilog_file=f"{module}.v", xdc_file=f"{module}.xdc",
+            clock_mhz=config.clock_hz / 1e6, part=platform_class().part), written)
+        _write(out, "build.sh", "#!/bin/sh\n# Builds spikeforge.bit and spikeforge.hwh.\n"
+               "cd \"$(dirname \"$0\")\" && exec vivado -mode batch -source block_design.tcl\n",
+               written)
+        (out / "build.sh").chmod(0o755)
+        _write(out, "program.json", json.dumps(image) + "\n", written)
+        extra = {"overlay": ["spikeforge.bit", "spikeforge.hwh"], "program": "program.json"}
+    manifest = {
+        "board": board, "top": top, "module": module, "part": platform_class().part,
+        "config": config.to_json(), "sizes": BOARD_SIZES,
+        "design_hash": f"{design_hash(config, BOARD_SIZES):064x}",
+        "bundle": {"name": network.name, "path": str(bundle_path)},
+        "files": [path.name for path in written] + ["manifest.json"], **extra,
+    }
+    _write(out, "manifest.json", json.dumps(manifest, indent=2) + "\n", written)
+    return {"out": str(out), "manifest": manifest,
+            "files": [{"path": str(path), "bytes": path.stat().st_size} for path in written]}
+
+
+def build_lines(summary):
+    """The listing printed by ``spikeforge build``."""
+    manifest = summary["manifest"]
+    lines = [f"{manifest['board']} ({manifest['part']}), {manifest['top']} top "
+             f"{manifest['module']}, {manifest['config']['pes']} PEs, bundle "
+             f"{manifest['bundle']['name']}: wrote {len(summary['files'])} files to "
+             f"{summary['out']}"]
+    for entry in summary["files"]:
+        lines.append(f"  {Path(entry['path']).name:<32} {entry['bytes']:>10} bytes")
+    if manifest["top"] == "ps":
+        lines.append("next: run build.sh where Vivado is installed; copy spikeforge.bit, "
+                     "spikeforge.hwh and program.json to the board and use "
+                     "spikeforge.boards.driver.Accelerator")
+    else:
+        script = f"build_{manifest['module']}.sh"
+        lines.append(f"next: run {script} where Vivado is installed; program the bitstream, "
+                     f"pick an image with SW1..SW0 and press BTN0")
+    return lines
