@@ -41,7 +41,7 @@ from .sequencer import Sequencer, descriptor_widths
 from .spike_writer import SpikeWriter
 from .tap_generator import TapGenerator
 
-__all__ = ["Top"]
+__all__ = ["Top", "first_layer_block"]
 
 _COUNTERS = ("cycles", "pe_busy_cycles", "aggregation_busy_cycles", "scanner_busy_cycles",
              "mac_busy_cycles", "overlap_cycles")
@@ -50,6 +50,21 @@ _COUNTERS = ("cycles", "pe_busy_cycles", "aggregation_busy_cycles", "scanner_bus
 def _check_positive(name, value):
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise TypeError(f"{name} must be a positive integer, not {value!r}")
+
+
+def first_layer_block(config, *, pixel_bits, pixel_depth):
+    """The first-layer block ``Top`` builds for ``config.first_layer`` (the reference MAC or
+    the digital PIM; both have the same ports), sized as in ``Top``: also what a block-level
+    synthesis of the two should compare."""
+    c = config
+    first = dict(lanes=c.pes, input_bits=pixel_bits, weight_bits=c.weight_bits,
+                 psum_bits=c.psum_bits, addr_bits=c.addr_bits,
+                 pixel_addr_bits=max(1, (pixel_depth - 1).bit_length()),
+                 weight_addr_bits=c.weight_addr_bits, coord_bits=c.coord_bits,
+                 channel_bits=c.channel_bits + 1)
+    if c.first_layer == "pim":
+        return PIMFirstLayer(rows=c.pim_rows, columns=c.pim_columns, **first)
+    return ReferenceMAC(**first)
 
 
 class Top(wiring.Component):
@@ -135,13 +150,7 @@ class Top(wiring.Component):
         self.pe_array = PEArray(lanes=lanes, weight_bits=c.weight_bits, psum_bits=c.psum_bits,
                                 addr_bits=c.addr_bits, weight_addr_bits=c.weight_addr_bits,
                                 taps_per_cycle=c.taps_per_cycle)
-        # The first-layer block (config.first_layer): both have the same ports.
-        first = dict(lanes=lanes, input_bits=pixel_bits, weight_bits=c.weight_bits,
-                     psum_bits=c.psum_bits, addr_bits=c.addr_bits,
-                     pixel_addr_bits=pixel_addr_bits, weight_addr_bits=c.weight_addr_bits,
-                     coord_bits=c.coord_bits, channel_bits=c.channel_bits + 1)
-        self.mac = (PIMFirstLayer(rows=c.pim_rows, columns=c.pim_columns, **first)
-                    if c.first_layer == "pim" else ReferenceMAC(**first))
+        self.mac = first_layer_block(c, pixel_bits=pixel_bits, pixel_depth=pixel_depth)
         self.pingpong = PingPong(addr_bits=c.addr_bits, psum_bits=c.psum_bits, lanes=lanes,
                                  depth=c.max_positions, counter_bits=counter_bits)
         self.sweep = AggregationSweep(lanes=lanes, psum_bits=c.psum_bits,

@@ -315,12 +315,22 @@ def _simulate(build, job_dir, job):
                     results_xml=str(job_dir / "results.xml"), log_file=log,
                     timescale=("1ns", "1ps"))
     except (RuntimeError, SystemExit) as error:
-        raise CosimError(f"the {build.simulator} simulation failed ({error}); see {log}") \
-            from None
+        raise CosimError(f"the {build.simulator} simulation failed ({error}); "
+                         f"{_log_tail(log)}") from None
     results = job_dir / job["results"]
     if not results.is_file():
-        raise CosimError(f"the {build.simulator} simulation ended without results; see {log}")
+        raise CosimError(f"the {build.simulator} simulation ended without results; "
+                         f"{_log_tail(log)}")
     return json.loads(results.read_text())
+
+
+def _log_tail(log, lines=12):
+    """The end of the simulator's log, quoted: the job folder is deleted afterwards, so a
+    path to it would be useless in the error message."""
+    if not log.is_file():
+        return "it wrote no log"
+    tail = log.read_text(errors="replace").splitlines()[-lines:]
+    return "the end of its log:\n" + "\n".join(tail)
 
 
 def run_images(build, network, images, *, config, sizes, first_index=0,

@@ -15,7 +15,7 @@ from ..rtl.sequencer import descriptor_widths
 from .harness import Mismatch
 from .harness import _neuron as neuron_of  # the harness's naming: (channel, y, x) or 3D
 
-__all__ = ["TraceChecker", "record_layout"]
+__all__ = ["TraceChecker", "record_layout", "unpack_bits"]
 
 
 def record_layout(config, sizes):
@@ -24,6 +24,20 @@ def record_layout(config, sizes):
                                max_layers=sizes["max_layers"])
     return trace_record_layout(**trace_widths(config, widths))
 
+
+def unpack_bits(words, offset, count):
+    """Bits ``offset .. offset + count - 1`` of each int in ``words``, as a
+    ``(len(words), count)`` int64 array of 0/1.
+
+    Taken 32 bits at a time: a 64-lane spike field does not fit an int64 once lane 63 fires.
+    """
+    bits = np.zeros((len(words), count), dtype=np.int64)
+    for start in range(0, count, 32):
+        width = min(32, count - start)
+        chunk = np.array([(word >> (offset + start)) & ((1 << width) - 1) for word in words],
+                         dtype=np.int64)
+        bits[:, start:start + width] = (chunk[:, None] >> np.arange(width)) & 1
+    return bits
 
 class TraceChecker:
     """Compare trace records and read-back membranes with ``golden.run(..., trace=True)``.
@@ -66,6 +80,7 @@ class TraceChecker:
         return table
 
     def _field(self, words, name):
+        # Narrow fields only (layer, group, step, position): they fit an int64.
         offset, width = self.fields[name]
         mask = (1 << width) - 1
         return np.array([(word >> offset) & mask for word in words], dtype=np.int64)
@@ -86,8 +101,7 @@ class TraceChecker:
         offset, width = self.fields["membrane"]
         got = unpack_rows([(w >> offset) & ((1 << width) - 1) for w in words],
                           bits=self.membrane_bits, lanes=lanes)
-        spike_words = self._field(words, "spikes")
-        got_spikes = (spike_words[:, None] >> np.arange(lanes)) & 1
+        got_spikes = unpack_bits(words, self.fields["spikes"][0], lanes)
         count = len(words)
         bad_membrane = np.zeros((count, lanes), dtype=bool)
         bad_spike = np.zeros((count, lanes), dtype=bool)

