@@ -280,3 +280,14 @@ def test_unknown_command_is_one_line(capsys):
 
 def _status_out_err(completed):
     return completed.returncode, completed.stdout, completed.stderr
+
+
+def test_bundle_info_abbreviates_long_lists_but_json_keeps_them(capsys, tmp_path):
+    path = tmp_path / "long.sfb"
+    make_digits_bundle(path, split={"test_fraction": 0.25, "seed": 0, "order": list(range(20)),
+                                    "few": [1, 2]})
+    status, out, _ = call(capsys, "bundle", "info", path)
+    assert status == 0
+    assert '"order": "<20 values>"' in out and '"few": [1, 2]' in out
+    status, out, _ = call(capsys, "bundle", "info", path, "--json")
+    assert json.loads(out)["dataset"]["split"]["order"] == list(range(20))

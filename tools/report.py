@@ -97,6 +97,18 @@ def _compact(value):
     return json.dumps(value, sort_keys=True, separators=(", ", ": "))
 
 
+def _abbreviated(value, longest=8):
+    """``value`` with every list longer than ``longest`` replaced by ``"<N values>"``: a
+    hyperspectral bundle's PCA matrix would otherwise fill the screen (``--json`` keeps it)."""
+    if isinstance(value, dict):
+        return {key: _abbreviated(item, longest) for key, item in value.items()}
+    if isinstance(value, list):
+        if len(value) > longest:
+            return f"<{len(value)} values>"
+        return [_abbreviated(item, longest) for item in value]
+    return value
+
+
 def bundle_info_lines(network, path, version):
     """Human-readable ``bundle info``: header lines, then the layer table."""
     spec = network.input
@@ -114,9 +126,9 @@ def bundle_info_lines(network, path, version):
     ]
     dataset = network.dataset
     if dataset:
-        lines.append(f"dataset        {_compact(dataset)}")
+        lines.append(f"dataset        {_compact(_abbreviated(dataset))}")
     for key in sorted(network.metadata):
-        lines.append(f"metadata       {key} = {_compact(network.metadata[key])}")
+        lines.append(f"metadata       {key} = {_compact(_abbreviated(network.metadata[key]))}")
     rows = []
     for layer in network.layers:
         rows.append([layer.name, f"{layer.type}->{layer.output}", ",".join(layer.inputs),
