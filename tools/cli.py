@@ -102,6 +102,32 @@ _TRAIN_PRESETS = ("digits-conv", "mnist-vgg", "mnist-resnet", "indian-pines-3d",
                   "indian-pines-hybrid")
 
 
+def _averaged_design_arguments(parser):
+    """BUNDLE, --dataset, --images, --pes, --data-dir and --json of ``energy`` and
+    ``bench pim``: numbers averaged over the first test images on a design of P PEs."""
+    _bundle_argument(parser)
+    parser.add_argument("--dataset", choices=DATASETS,
+                        help="test set; default: the dataset named in the bundle")
+    parser.add_argument("--images", type=_positive_int, default=20, metavar="N",
+                        help="average over the first N test images (default 20)")
+    parser.add_argument("--pes", type=_positive_int, default=64, metavar="P",
+                        help="processing elements of the design (default 64)")
+    parser.add_argument("--data-dir", type=Path, metavar="DIR",
+                        help="folder holding the datasets (default ../shared/datasets)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _first_test_images(args):
+    """``(network, path, dataset, raw)``: the bundle and its first ``--images`` test samples."""
+    network, path = _load_bundle(args.bundle)
+    dataset = args.dataset or network.dataset.get("name")
+    if dataset not in DATASETS:
+        raise CLIError(f"the bundle {network.name!r} names no known dataset; pass --dataset "
+                       f"({', '.join(DATASETS)})")
+    test = load_test_set(dataset, network, _data_dir(args.data_dir))
+    return network, path, dataset, test.x[:min(args.images, test.x.shape[0])]
+
+
 def _bundle_argument(parser):
     parser.add_argument("bundle", nargs="?", metavar="BUNDLE",
                         help="model bundle (.sfb); default: the shipped digits model")
@@ -192,7 +218,8 @@ def build_parser():
                             "all weights, 0 <= S < 1), per-round report on stderr and in the "
                             "bundle's metadata (mnist-vgg, mnist-resnet)")
     train.add_argument("--prune-rounds", type=_positive_int, metavar="N",
-                       help="pruning rounds, each removing S/N of the weights (default 4)")
+                       help="pruning rounds, each removing an equal share of the weights "
+                            "between the quantizer's own zeros and S (default 4)")
     train.add_argument("--prune-mode", choices=("global", "structured"),
                        help="global magnitude pruning of weights (default) or whole output "
                             "channels")
@@ -252,19 +279,10 @@ def build_parser():
                     "MAC or a digital-PIM first layer, from the golden model's operation "
                     "counts on the first test images; the PIM's delay comes from the cycle "
                     "model. Ratios are printed next to ACE-SNN's.")
-    _bundle_argument(energy)
-    energy.add_argument("--dataset", choices=DATASETS,
-                        help="test set; default: the dataset named in the bundle")
-    energy.add_argument("--images", type=_positive_int, default=20, metavar="N",
-                        help="average over the first N test images (default 20)")
+    _averaged_design_arguments(energy)
     energy.add_argument("--bits", type=_positive_int, metavar="B",
                         help="weight and activation bits of the quantized CNN (default: the "
                              "network's widest weights)")
-    energy.add_argument("--pes", type=_positive_int, default=64, metavar="P",
-                        help="processing elements of the design timed (default 64)")
-    energy.add_argument("--data-dir", type=Path, metavar="DIR",
-                        help="folder holding the datasets (default ../shared/datasets)")
-    energy.add_argument("--json", action="store_true", help="print one JSON object")
     energy.set_defaults(handler=_energy)
 
     sweep = commands.add_parser("sweep", help="accuracy sweeps (sweep membrane)",
@@ -366,16 +384,7 @@ def _add_verilog_commands(commands, bench_commands):
                     "about a minute each) and print them next to the cycle model's cycles "
                     "per image and the energy model's nJ per inference on the first test "
                     "images.")
-    _bundle_argument(pim)
-    pim.add_argument("--dataset", choices=DATASETS,
-                     help="test set; default: the dataset named in the bundle")
-    pim.add_argument("--images", type=_positive_int, default=20, metavar="N",
-                     help="average over the first N test images (default 20)")
-    pim.add_argument("--pes", type=_positive_int, default=64, metavar="P",
-                     help="processing elements of the design (default 64)")
-    pim.add_argument("--data-dir", type=Path, metavar="DIR",
-                     help="folder holding the datasets (default ../shared/datasets)")
-    pim.add_argument("--json", action="store_true", help="print one JSON object")
+    _averaged_design_arguments(pim)
     pim.set_defaults(handler=_bench_pim)
 
 
@@ -596,15 +605,9 @@ def _energy(args):
 
     from .energy import energy, energy_lines
 
-    network, path = _load_bundle(args.bundle)
-    dataset = args.dataset or network.dataset.get("name")
-    if dataset not in DATASETS:
-        raise CLIError(f"the bundle {network.name!r} names no known dataset; pass --dataset "
-                       f"({', '.join(DATASETS)})")
-    test = load_test_set(dataset, network, _data_dir(args.data_dir))
-    count = min(args.images, test.x.shape[0])
+    network, path, dataset, raw = _first_test_images(args)
     try:
-        report = energy(network, test.x[:count], bits=args.bits, pes=args.pes, bundle=path,
+        report = energy(network, raw, bits=args.bits, pes=args.pes, bundle=path,
                         dataset=dataset)
     except ProgramError as error:
         raise CLIError(str(error)) from None
@@ -678,16 +681,9 @@ def _bench_pim(args):
     from .bench_pim import bench_pim, bench_pim_lines
     from .block_synth import SynthError
 
-    network, path = _load_bundle(args.bundle)
-    dataset = args.dataset or network.dataset.get("name")
-    if dataset not in DATASETS:
-        raise CLIError(f"the bundle {network.name!r} names no known dataset; pass --dataset "
-                       f"({', '.join(DATASETS)})")
-    test = load_test_set(dataset, network, _data_dir(args.data_dir))
-    count = min(args.images, test.x.shape[0])
+    network, path, dataset, raw = _first_test_images(args)
     try:
-        result = bench_pim(network, test.x[:count], pes=args.pes, bundle=path,
-                           dataset=dataset, log=_log)
+        result = bench_pim(network, raw, pes=args.pes, bundle=path, dataset=dataset, log=_log)
     except (ProgramError, SynthError) as error:
         raise CLIError(_one_line(error)) from None
     return json.dumps(result, indent=2) if args.json else "\n".join(bench_pim_lines(result))
