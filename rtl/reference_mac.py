@@ -12,7 +12,8 @@ with ``iy = oy * stride_h - pad_h + ky``, ``ix = ox * stride_w - pad_w + kx``, w
 folds the group's offset into ``weight_base``) and pixel address ``c * in_h * in_w + iy *
 in_w + ix``. Pixels are unsigned, weights signed; products and sums are exact and wrap at
 ``psum_bits`` (the configuration makes that wide enough, ``AcceleratorConfig.fits``). One
-plain multiplier per lane; the digital-PIM block of a later issue replaces this block.
+plain multiplier per lane (DSP48E1s on the xc7z020); ``PIMFirstLayer`` has the same ports and
+replaces it when ``AcceleratorConfig.first_layer == "pim"``.
 
 Linear layers use the tap generator's description: ``geometry.linear = 1``,
 ``in_channels`` = ``C`` and ``geometry.in_h``/``in_w`` = ``H``/``W`` of the input, whose
