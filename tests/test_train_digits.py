@@ -229,7 +229,8 @@ def test_intsim_matches_golden_on_every_supported_layer_kind(tmp_path):
     assert saturated
 
 
-def test_intsim_names_an_unsupported_layer_type(tmp_path):
+def test_intsim_runs_conv3d_exactly_like_golden(tmp_path):
+    """conv3d (once unsupported by intsim) now simulates bit-exactly; HSI models use it."""
     rng = np.random.default_rng(3)
     arrays = {"c3.weight": rng.integers(-3, 3, (2, 1, 1, 1, 1)).astype(np.int8),
               "fc.weight": rng.integers(-3, 3, (3, 144)).astype(np.int8)}
@@ -244,5 +245,5 @@ def test_intsim_names_an_unsupported_layer_type(tmp_path):
                 "input": {"shape": [1, 2, 6, 6], "bits": 4, "raw_min": 0.0, "raw_max": 15.0},
                 "layers": layers}
     network = golden.write_bundle(tmp_path / "cube.sfb", manifest, arrays)
-    with pytest.raises(NotImplementedError, match="'conv3d'"):
-        intsim.run(network, np.zeros((1, 1, 2, 6, 6), dtype=np.int64))
+    reference = assert_bit_exact(network, rng.integers(0, 16, (8, 1, 2, 6, 6)))
+    assert reference.spikes["c3"].sum() > 0

@@ -1,8 +1,8 @@
 """A PyTorch integer simulation of a bundle, written independently of the golden model.
 
-It implements ``docs/neuron.md`` for networks made of conv2d, linear, maxpool2d, avgpool2d,
-flatten and add (residual) layers, including synaptic and avg-pool layers whose output is their
-raw ``"current"``, on ``int64`` tensors, with the schedule a time-stepped simulator would
+It implements ``docs/neuron.md`` for networks made of conv2d, conv3d, linear, maxpool2d,
+avgpool2d, flatten and add (residual) layers, including synaptic and avg-pool layers whose output
+is their raw ``"current"``, on ``int64`` tensors, with the schedule a time-stepped simulator would
 use: for each timestep, for each layer (the golden model goes layer by layer instead). Any
 other layer type raises ``NotImplementedError`` naming it.
 
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 __all__ = ["IntSimResult", "SUPPORTED_TYPES", "run"]
 
 #: Layer types this simulation implements.
-SUPPORTED_TYPES = ("conv2d", "linear", "maxpool2d", "avgpool2d", "flatten", "add")
+SUPPORTED_TYPES = ("conv2d", "conv3d", "linear", "maxpool2d", "avgpool2d", "flatten", "add")
 _FLOAT_EXACT = 1 << 53
 
 
@@ -71,7 +71,8 @@ def _synaptic(layer, x):
     if layer.type == "linear":
         out = F.linear(x, weight, bias)
     else:
-        out = F.conv2d(x, weight, bias, stride=layer.stride, padding=layer.padding)
+        conv = F.conv3d if layer.type == "conv3d" else F.conv2d
+        out = conv(x, weight, bias, stride=layer.stride, padding=layer.padding)
     return out.to(torch.int64)
 
 

@@ -165,7 +165,8 @@ def _public_specs(net):
     return [{k: v for k, v in s.items() if k not in ("sources", "out_shape")} for s in net.specs]
 
 
-def train_mnist(preset, out, config=None, *, data_dir, log=print, extra_metadata=None):
+def train_mnist(preset, out, config=None, *, data_dir, log=print, extra_metadata=None,
+                refine=None):
     """Train ``preset`` (a key of :data:`MNIST_PRESETS`), write its bundle to ``out``.
 
     Parameters
@@ -179,6 +180,14 @@ def train_mnist(preset, out, config=None, *, data_dir, log=print, extra_metadata
         Receives progress lines.
     extra_metadata : dict, optional
         Merged into the bundle's metadata.
+    refine : callable, optional
+        ``refine(net, data)`` runs after quantization-aware training (best epoch restored)
+        and before the test accuracies are measured and the network is exported; it may
+        change ``net`` (quantization-aware pruning, :mod:`spikeforge.train.prune`). ``data``
+        holds the ``x_/y_train``, ``x_/y_val``, ``x_/y_test`` tensors, ``train_kwargs`` (the
+        keyword arguments of :func:`~spikeforge.train.fit.train_epochs` besides data, epochs,
+        lr and label), ``lr`` (the QAT learning rate) and ``qat_start`` (the state dict at
+        the start of QAT). The dict it returns is merged into the metadata.
 
     Returns
     -------
@@ -194,13 +203,13 @@ def train_mnist(preset, out, config=None, *, data_dir, log=print, extra_metadata
     flushing = torch.set_flush_denormal(True)
     try:
         return _train_mnist(preset, out, config, data_dir=data_dir, log=log,
-                            extra_metadata=extra_metadata)
+                            extra_metadata=extra_metadata, refine=refine)
     finally:
         if flushing:
             torch.set_flush_denormal(False)
 
 
-def _train_mnist(preset, out, config, *, data_dir, log, extra_metadata):
+def _train_mnist(preset, out, config, *, data_dir, log, extra_metadata, refine=None):
     levels = config.levels or config.timesteps
     bundle_name, builder = MNIST_PRESETS[preset]
     started = time.perf_counter()
@@ -239,6 +248,7 @@ def _train_mnist(preset, out, config, *, data_dir, log, extra_metadata):
     net.mode = "quant"
     net.calibrate(calibration, set_lambdas=False)  # |logit| bound of the quantized net
     best = {"val": accuracy(net, x_val, y_val), "epoch": 0, "state": best_state(net)}
+    qat_start = best["state"]
     log(f"[calibrate] quantized ({config.weight_bits}-bit weights, L={levels}) before "
         f"retraining: val {best['val']:.4f}")
 
@@ -249,6 +259,12 @@ def _train_mnist(preset, out, config, *, data_dir, log, extra_metadata):
     train_epochs(net, x_train, y_train, epochs=config.qat_epochs, lr=config.qat_lr,
                  label="qrelu", on_epoch=keep_best, **common)
     net.load_state_dict(best["state"])
+    refined = {}
+    if refine is not None:
+        refined = refine(net, {"x_train": x_train, "y_train": y_train, "x_val": x_val,
+                               "y_val": y_val, "x_test": x_test, "y_test": y_test,
+                               "train_kwargs": common, "lr": config.qat_lr,
+                               "qat_start": qat_start}) or {}
     qrelu_accuracy = accuracy(net, x_test, y_test)
 
     metadata = {
@@ -260,7 +276,7 @@ def _train_mnist(preset, out, config, *, data_dir, log, extra_metadata):
         "test_images": len(y_test), "validation_images": len(y_val),
         "training_images": len(y_train), "torch_version": torch.__version__,
         "torch_threads": torch.get_num_threads(), "flush_denormal": True,
-        **(extra_metadata or {}),
+        **refined, **(extra_metadata or {}),
     }
     dataset = {"name": "mnist", "split": {"train": "MNIST train minus validation",
                                           "validation": dict(VALIDATION),

@@ -5,6 +5,10 @@
 ``mnist-vgg``, ``mnist-resnet``
     The MNIST recipes (:mod:`spikeforge.train.mnist`): VGG-11- and ResNet-18-style SNNs with
     4-bit weights.
+``indian-pines-3d``, ``indian-pines-hybrid``
+    The hyperspectral recipes (:mod:`spikeforge.train.hsi`): ACE-SNN-style 3D and hybrid 3D/2D
+    SNNs, T=5, 6-bit weights, trained directly as SNNs (surrogate gradients, learnable leak
+    and threshold) after a float ANN and a quantized ANN.
 
 Every preset runs the same steps (float ANN, quantized-ReLU ANN, IF-neuron SNN bundle) on the
 shared :class:`~spikeforge.train.qnet.QuantNet`, and records in the bundle's metadata the float
@@ -15,14 +19,18 @@ and torch version.
 import time
 from dataclasses import dataclass
 
-__all__ = ["PRESETS", "PresetResult", "train_preset"]
+__all__ = ["PRESETS", "PRUNABLE_PRESETS", "PresetResult", "train_preset"]
 
 #: Preset name -> one-line description.
 PRESETS = {
     "digits-conv": "conv SNN on scikit-learn's 8x8 digits (T=8, 8-bit weights)",
     "mnist-vgg": "VGG-11-style conv SNN on MNIST (T=8, 4-bit weights)",
     "mnist-resnet": "ResNet-18-style residual SNN on MNIST (T=8, 4-bit weights)",
+    "indian-pines-3d": "ACE-SNN-style 3D SNN on Indian Pines (T=5, 6-bit weights)",
+    "indian-pines-hybrid": "ACE-SNN-style hybrid 3D/2D SNN on Indian Pines (T=5, 6-bit weights)",
 }
+#: Presets that ``prune`` applies to (their recipe has a validation split to choose epochs on).
+PRUNABLE_PRESETS = ("mnist-vgg", "mnist-resnet")
 
 
 @dataclass
@@ -39,7 +47,7 @@ class PresetResult:
 
 
 def train_preset(preset, out, *, epochs=None, timesteps=None, weight_bits=None, seed=0,
-                 data_dir=None, train_limit=None, log=print):
+                 data_dir=None, train_limit=None, log=print, prune=None, hsi=None):
     """Train ``preset`` and write its bundle to ``out``.
 
     Parameters
@@ -63,6 +71,14 @@ def train_preset(preset, out, *, epochs=None, timesteps=None, weight_bits=None, 
         N test images, and at most 64 images for the SNN bias calibration).
     log : callable
         Receives one progress line per epoch and the summary lines.
+    prune : dict, optional
+        Quantization-aware pruning after QAT (MNIST presets only): the fields of
+        :class:`spikeforge.train.prune.PruneConfig` (at least ``sparsity``); the per-round
+        report goes to ``log`` and into ``metadata["pruning"]``. A sparsity of 0 prunes
+        nothing.
+    hsi : dict, optional
+        Hyperspectral presets only: ``split`` (``"random"`` or ``"disjoint"``) and
+        ``train_fraction`` (see :class:`spikeforge.train.hsi.HSIConfig`).
 
     Returns
     -------
@@ -72,6 +88,9 @@ def train_preset(preset, out, *, epochs=None, timesteps=None, weight_bits=None, 
         raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
     if weight_bits is not None and not 2 <= weight_bits <= 8:
         raise ValueError(f"weight bits must lie in 2..8, not {weight_bits}")
+    if prune and prune.get("sparsity") and preset not in PRUNABLE_PRESETS:
+        raise ValueError(f"pruning is implemented for the presets {', '.join(PRUNABLE_PRESETS)}"
+                         f", not for {preset!r}")
     started = time.perf_counter()
     if preset == "digits-conv":
         from .digits import DigitsConfig, train_digits
@@ -88,6 +107,13 @@ def train_preset(preset, out, *, epochs=None, timesteps=None, weight_bits=None, 
                  "epochs": {"float": config.float_epochs, "qat": config.qat_epochs}}
         run = train_digits(out, config, log=log, extra_metadata=extra)
         test_images = run.network.metadata["test_images"]
+    elif preset.startswith("indian-pines"):
+        from .hsi import train_hsi_preset
+
+        run = train_hsi_preset(preset, out, epochs=epochs, timesteps=timesteps,
+                               weight_bits=weight_bits, seed=seed, data_dir=data_dir,
+                               train_limit=train_limit, log=log, **(hsi or {}))
+        test_images = run.network.metadata["test_images"]
     else:
         from .mnist import MnistConfig, train_mnist
 
@@ -100,7 +126,14 @@ def train_preset(preset, out, *, epochs=None, timesteps=None, weight_bits=None, 
             overrides["timesteps"] = timesteps
         if weight_bits is not None:
             overrides["weight_bits"] = weight_bits
-        run = train_mnist(preset, out, MnistConfig(**overrides), data_dir=data_dir, log=log)
+        if prune and prune.get("sparsity"):
+            from .prune import PruneConfig
+            from .prune_mnist import train_mnist_pruned
+
+            run = train_mnist_pruned(preset, out, MnistConfig(**overrides), PruneConfig(**prune),
+                                     data_dir=data_dir, log=log)
+        else:
+            run = train_mnist(preset, out, MnistConfig(**overrides), data_dir=data_dir, log=log)
         test_images = run.network.metadata["test_images"]
     return PresetResult(preset, run.network, run.float_accuracy, run.qrelu_accuracy,
                         run.snn_accuracy, test_images, time.perf_counter() - started)
