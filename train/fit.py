@@ -60,6 +60,28 @@ def best_state(net):
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
+def run_epoch(net, x, y, *, optimizer, schedule, batch_size, generator, augment):
+    """One epoch of cross-entropy training in a ``generator``-seeded order; stepping
+    ``schedule`` after every batch. ``augment(batch)`` transforms each batch of inputs.
+
+    Returns ``(mean loss, training accuracy)``, measured on the batches as they were trained.
+    """
+    net.train()
+    total, correct = 0.0, 0
+    order = torch.randperm(len(x), generator=generator)
+    for first in range(0, len(x), batch_size):
+        batch = order[first:first + batch_size]
+        logits = net(augment(x[batch]))
+        loss = F.cross_entropy(logits, y[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        total += float(loss.detach()) * len(batch)
+        correct += int((logits.detach().argmax(dim=1) == y[batch]).sum())
+    return total / len(x), correct / len(x)
+
+
 def train_epochs(net, x, y, *, epochs, lr, batch_size, weight_decay, generator, label, log,
                  x_val, y_val, max_shift=0, on_epoch=None):
     """Adam with cosine learning-rate decay over ``epochs``; logs one line per epoch.
@@ -90,23 +112,13 @@ def train_epochs(net, x, y, *, epochs, lr, batch_size, weight_decay, generator, 
     steps = max(1, epochs * ((len(x) + batch_size - 1) // batch_size))
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     for epoch in range(epochs):
-        net.train()
-        start, total, correct = time.perf_counter(), 0.0, 0
-        order = torch.randperm(len(x), generator=generator)
-        for first in range(0, len(x), batch_size):
-            batch = order[first:first + batch_size]
-            inputs = shift_batch(x[batch], max_shift, generator)
-            logits = net(inputs)
-            loss = F.cross_entropy(logits, y[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += float(loss.detach()) * len(batch)
-            correct += int((logits.detach().argmax(dim=1) == y[batch]).sum())
+        start = time.perf_counter()
+        loss, train = run_epoch(net, x, y, optimizer=optimizer, schedule=schedule,
+                                batch_size=batch_size, generator=generator,
+                                augment=lambda batch: shift_batch(batch, max_shift, generator))
         val = accuracy(net, x_val, y_val)
-        log(f"[{label}] epoch {epoch + 1}/{epochs}  loss {total / len(x):.4f}  "
-            f"train {correct / len(x):.4f}  val {val:.4f}  ({time.perf_counter() - start:.1f} s)")
+        log(f"[{label}] epoch {epoch + 1}/{epochs}  loss {loss:.4f}  "
+            f"train {train:.4f}  val {val:.4f}  ({time.perf_counter() - start:.1f} s)")
         if on_epoch is not None:
             on_epoch(epoch, val)
 

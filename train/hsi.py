@@ -43,12 +43,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from spikeforge import golden
 from spikeforge.tools import hsi
 
 from .direct import DirectSNN, network_parts
+from .fit import run_epoch
 
 __all__ = ["RECIPE", "HSI_PRESETS", "HSIConfig", "HSIRun", "specs_3d", "specs_hybrid",
            "train_hsi", "train_hsi_preset", "dihedral"]
@@ -163,22 +163,14 @@ def _epochs(net, x, y, *, epochs, lr, config, generator, log):
     steps = max(1, epochs * ((len(x) + config.batch_size - 1) // config.batch_size))
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     for epoch in range(epochs):
-        net.train()
-        start, total, correct = time.perf_counter(), 0.0, 0
-        order = torch.randperm(len(x), generator=generator)
-        for first in range(0, len(x), config.batch_size):
-            batch = order[first:first + config.batch_size]
-            inputs = dihedral(x[batch], generator) if config.augment else x[batch]
-            logits = net(inputs)
-            loss = F.cross_entropy(logits, y[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += float(loss.detach()) * len(batch)
-            correct += int((logits.detach().argmax(dim=1) == y[batch]).sum())
-        log(f"[{label}] epoch {epoch + 1}/{epochs}  loss {total / len(x):.4f}  "
-            f"train {correct / len(x):.4f}  ({time.perf_counter() - start:.1f} s)")
+        start = time.perf_counter()
+        loss, train = run_epoch(
+            net, x, y, optimizer=optimizer, schedule=schedule, batch_size=config.batch_size,
+            generator=generator,
+            augment=(lambda batch: dihedral(batch, generator)) if config.augment else
+            (lambda batch: batch))
+        log(f"[{label}] epoch {epoch + 1}/{epochs}  loss {loss:.4f}  "
+            f"train {train:.4f}  ({time.perf_counter() - start:.1f} s)")
 
 
 def _percent(metrics):
