@@ -15,35 +15,14 @@ from spikeforge import golden
 from spikeforge.golden.bundle import FORMAT_NAME, FORMAT_VERSION
 from spikeforge.golden.neuron import aggregate
 from spikeforge.tools.datasets import DIGITS_SPLIT, digits_split
-from spikeforge.train import intsim
 from spikeforge.train.digits import DigitsConfig, train_digits
 from spikeforge.train.quant import layer_quant, qrelu, theta_max
+
+from bit_exact import assert_bit_exact
 
 torch.set_num_threads(2)
 
 SHIPPED = Path(spikeforge.__file__).resolve().parent / "models" / "digits_snn.sfb"
-
-
-def assert_bit_exact(network, x):
-    """Run both simulators on ``x`` and compare every traced value exactly."""
-    reference = golden.run(network, x, trace=True)
-    result = intsim.run(network, x)
-    for layer in network.layers:
-        trace = reference.traces[layer.name]
-        if trace.spikes is not None:
-            np.testing.assert_array_equal(result.spikes[layer.name].numpy(), trace.spikes,
-                                          err_msg=f"spikes of {layer.name}")
-        else:
-            assert layer.name not in result.spikes
-        if trace.membrane is not None:
-            np.testing.assert_array_equal(result.membranes[layer.name].numpy(), trace.membrane,
-                                          err_msg=f"membrane of {layer.name}")
-        if trace.current is not None:
-            np.testing.assert_array_equal(result.currents[layer.name].numpy(), trace.current,
-                                          err_msg=f"current of {layer.name}")
-    np.testing.assert_array_equal(result.output_membrane.numpy(), reference.output_membrane)
-    np.testing.assert_array_equal(result.predictions.numpy(), reference.predictions)
-    return reference
 
 
 def split_of(network):

@@ -25,9 +25,10 @@ from spikeforge.rtl.config import AcceleratorConfig
 from spikeforge.tools import hsi
 from spikeforge.tools.cli import main
 from spikeforge.tools.datasets import default_data_dir
-from spikeforge.train import intsim
 from spikeforge.train.direct import DirectSNN, network_parts
 from spikeforge.train.lif import lif
+
+from bit_exact import assert_bit_exact
 
 torch.set_num_threads(2)
 
@@ -35,23 +36,6 @@ MODELS = Path(spikeforge.__file__).resolve().parent / "models"
 SHIPPED = {"indian-pines-3d": MODELS / "indian_pines_3d.sfb",
            "indian-pines-hybrid": MODELS / "indian_pines_hybrid.sfb"}
 SHARED = default_data_dir(Path(__file__).resolve().parent.parent)
-
-
-def assert_bit_exact(network, x):
-    """Golden model vs intsim on ``x``: every traced value equal; returns the golden result."""
-    reference = golden.run(network, x, trace=True)
-    result = intsim.run(network, x)
-    for layer in network.layers:
-        trace = reference.traces[layer.name]
-        for kind, mine in (("spikes", result.spikes), ("membrane", result.membranes),
-                           ("current", result.currents)):
-            expected = getattr(trace, kind)
-            if expected is not None:
-                np.testing.assert_array_equal(mine[layer.name].numpy(), expected,
-                                              err_msg=f"{kind} of {layer.name}")
-    np.testing.assert_array_equal(result.output_membrane.numpy(), reference.output_membrane)
-    np.testing.assert_array_equal(result.predictions.numpy(), reference.predictions)
-    return reference
 
 
 # ----------------------------------------------------------------------------- the LIF layer

@@ -20,9 +20,10 @@ from spikeforge import golden
 from spikeforge.tools.cli import main
 from spikeforge.tools.datasets import DatasetError, default_data_dir, mnist_test
 from spikeforge.tools.evaluate import evaluate
-from spikeforge.train import intsim
 from spikeforge.train.convert import network_parts
 from spikeforge.train.qnet import QuantNet
+
+from bit_exact import assert_bit_exact
 
 torch.set_num_threads(2)
 
@@ -36,25 +37,6 @@ def _mnist():
         return mnist_test(default_data_dir())
     except DatasetError as error:  # the data folder lives outside the repository
         pytest.skip(f"MNIST is not available: {error}")
-
-
-def assert_bit_exact(network, x):
-    """Run both simulators on ``x``; compare every traced value exactly; return predictions."""
-    reference = golden.run(network, x, trace=True)
-    result = intsim.run(network, x)
-    for layer in network.layers:
-        trace = reference.traces[layer.name]
-        for kind, mine in (("spikes", result.spikes), ("membrane", result.membranes),
-                           ("current", result.currents)):
-            expected = getattr(trace, kind)
-            if expected is None:
-                assert layer.name not in mine or kind == "current", (kind, layer.name)
-                continue
-            np.testing.assert_array_equal(mine[layer.name].numpy(), expected,
-                                          err_msg=f"{kind} of {layer.name}")
-    np.testing.assert_array_equal(result.output_membrane.numpy(), reference.output_membrane)
-    np.testing.assert_array_equal(result.predictions.numpy(), reference.predictions)
-    return reference
 
 
 # ----------------------------------------------------------------------------- shipped bundles

@@ -19,13 +19,15 @@ from spikeforge.golden.bundle import FORMAT_NAME, FORMAT_VERSION
 from spikeforge.tools.cli import main
 from spikeforge.tools.datasets import DatasetError, default_data_dir, digits_split, mnist_test
 from spikeforge.tools.evaluate import evaluate
-from spikeforge.train import intsim, prune_metrics
+from spikeforge.train import prune_metrics
 from spikeforge.train.convert import network_parts
 from spikeforge.train.digits import INPUT_SPEC, LAYERS
 from spikeforge.train.fit import ann_inputs, best_state, train_epochs
 from spikeforge.train.prune import (PruneConfig, _rewind, apply_masks, attach_masks,
                                     global_masks, masks_of, prune_qat, structured_masks)
 from spikeforge.train.qnet import QuantNet
+
+from bit_exact import assert_bit_exact
 
 torch.set_num_threads(2)
 
@@ -38,22 +40,6 @@ def _run(argv, capsys):
     status = main(argv)
     captured = capsys.readouterr()
     return status, captured.out, captured.err
-
-
-def assert_bit_exact(network, x):
-    """Both simulators on ``x``: every spike, membrane and current equal; returns golden's."""
-    reference = golden.run(network, x, trace=True)
-    result = intsim.run(network, x)
-    for layer in network.layers:
-        trace = reference.traces[layer.name]
-        for kind, mine in (("spikes", result.spikes), ("membrane", result.membranes),
-                           ("current", result.currents)):
-            expected = getattr(trace, kind)
-            if expected is not None:
-                np.testing.assert_array_equal(mine[layer.name].numpy(), expected,
-                                              err_msg=f"{kind} of {layer.name}")
-    np.testing.assert_array_equal(result.predictions.numpy(), reference.predictions)
-    return reference
 
 
 # ----------------------------------------------------------------------------- digits net
