@@ -397,3 +397,13 @@ def test_components_elaborate():
                 PixelStreamIn(pixel_bits=8, addr_bits=4),
                 Readout(lanes=2, membrane_bits=8, addr_bits=4, data_bits=16)):
         Fragment.get(dut, None)
+
+
+def test_regmap_memory_numbers_match_the_rtl():
+    # boards/regmap.py copies HostMemory as plain integers so the driver needs no Amaranth;
+    # this keeps the copy honest.
+    from spikeforge.boards.regmap import Memory
+
+    assert {member.name.lower(): member.value for member in HostMemory} == \
+        {name: getattr(Memory, name.upper()) for name in Memory.NAMES}
+    assert list(Memory.NAMES) == [member.name.lower() for member in HostMemory]
