@@ -6,18 +6,16 @@ bundle and its first test images baked in). This module turns those names into c
 and Verilog, so that both commands build exactly the same design.
 """
 
-from dataclasses import replace
-
 from amaranth.back import verilog
 
 from ..rtl.config import AcceleratorConfig
-from .program_image import BOARD_SIZES
+from ..rtl.sizing import for_board
 from .ps_top import PSTop
 from .pynq_z2 import PynqZ2Platform
 from .standalone import Standalone
 
-__all__ = ["BOARDS", "TOPS", "MODULE_NAMES", "STANDALONE_IMAGES", "BOARD_CONFIGS", "BoardError",
-           "board_config", "check_board", "make_top", "top_verilog"]
+__all__ = ["BOARDS", "TOPS", "MODULE_NAMES", "STANDALONE_IMAGES", "BoardError", "board_design",
+           "check_board", "make_top", "top_verilog"]
 
 BOARDS = {"pynq-z2": PynqZ2Platform}
 TOPS = ("ps", "standalone")
@@ -25,11 +23,6 @@ TOPS = ("ps", "standalone")
 MODULE_NAMES = {"ps": "spikeforge_ps", "standalone": "spikeforge_standalone"}
 #: Test images baked into the standalone top.
 STANDALONE_IMAGES = 4
-#: Each board's default design. On the xc7z020 the library default (``AcceleratorConfig()``,
-#: 1024 positions) needs about 152 of the 140 block RAMs (its two 1024 x 64 x 24-bit
-#: partial-sum banks alone take 86): the PYNQ-Z2 default keeps 64 PEs and 24-bit partial
-#: sums and halves the positions (feature maps up to 22 x 22, e.g. the 8 x 8 digits).
-BOARD_CONFIGS = {"pynq-z2": AcceleratorConfig(pes=64, max_positions=512)}
 
 
 class BoardError(ValueError):
@@ -42,15 +35,16 @@ def check_board(board):
     return BOARDS[board]
 
 
-def board_config(board, pes=None):
-    """The board's default config, with ``pes`` PEs when given."""
+def board_design(board, pes=None):
+    """The board's design (``rtl.sizing.for_board``: config and memory sizes), with ``pes``
+    PEs when given."""
     check_board(board)
-    config = BOARD_CONFIGS[board]
-    return config if pes is None else replace(config, pes=pes)
+    return for_board(board, pes=pes)
 
 
-def make_top(top, *, config, network=None, images=None, debounce_cycles=1 << 20):
-    """The component of ``top`` for ``config`` (a fresh one per call: elaborate it once).
+def make_top(top, *, config, sizes, network=None, images=None, debounce_cycles=1 << 20):
+    """The component of ``top`` for ``config`` and the memory ``sizes`` (a fresh one per
+    call: elaborate it once).
 
     ``network`` and ``images`` are needed by the standalone top (they are baked in).
 
@@ -64,11 +58,11 @@ def make_top(top, *, config, network=None, images=None, debounce_cycles=1 << 20)
     if not isinstance(config, AcceleratorConfig):
         raise TypeError(f"Config must be an AcceleratorConfig, not {config!r}")
     if top == "ps":
-        return PSTop(config=config, sizes=BOARD_SIZES)
+        return PSTop(config=config, sizes=sizes)
     if top == "standalone":
         if network is None or images is None:
             raise BoardError("the standalone top needs a bundle and test images to bake in")
-        return Standalone(network=network, images=images, config=config, sizes=BOARD_SIZES,
+        return Standalone(network=network, images=images, config=config, sizes=sizes,
                           debounce_cycles=debounce_cycles)
     raise BoardError(f"unknown top {top!r}; known tops: {', '.join(TOPS)}")
 

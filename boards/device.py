@@ -10,16 +10,17 @@ the device, before Vivado is ever run. It is opt-in because it runs Yosys (minut
 
 import time
 
-from ..rtl.config import AcceleratorConfig
-from .designs import check_board, make_top, top_verilog
+from .designs import board_design, check_board, make_top, top_verilog
 from .synth import synthesize
 
 __all__ = ["synth_design", "device_reasons", "DeviceFit"]
 
 
-def synth_design(*, board="pynq-z2", top="ps", config=None, network=None, images=None,
-                 progress=None, use_cache=True):
+def synth_design(*, board="pynq-z2", top="ps", config=None, sizes=None, network=None,
+                 images=None, progress=None, use_cache=True):
     """Synthesise a board design; return the summary dict (``spikeforge synth --json``).
+
+    ``config`` and ``sizes`` default to the board's design (``board_design``).
 
     Keys: ``device``, ``board``, ``top``, ``module``, ``config``, ``resources`` (name ->
     ``{"used", "available", "percent"}``), ``timing`` (pre-route, optimistic), ``fits``,
@@ -36,14 +37,16 @@ def synth_design(*, board="pynq-z2", top="ps", config=None, network=None, images
         Yosys failed.
     """
     check_board(board)
-    config = AcceleratorConfig() if config is None else config
+    design = board_design(board)
+    config = design.config if config is None else config
+    sizes = design.sizes if sizes is None else sizes
     began = time.perf_counter()
-    component = make_top(top, config=config, network=network, images=images)
+    component = make_top(top, config=config, sizes=sizes, network=network, images=images)
     module, text = top_verilog(top, component)
     report = synthesize(text, module, progress=progress, use_cache=use_cache)
     summary = {
         "device": report.device, "board": board, "top": top, "module": module,
-        "config": config.to_json(),
+        "config": config.to_json(), "sizes": sizes.to_json(),
         "resources": report.resources,
         "timing": report.timing,
         "fits": report.fits, "over": report.over(),
@@ -82,7 +85,8 @@ class DeviceFit:
         self.summary = None
 
     def __call__(self, config):
-        """The reasons ``config``'s design does not fit the device (empty when it does)."""
+        """The reasons ``config``'s design (with the board's memory sizes) does not fit the
+        device (empty when it does)."""
         self.summary = synth_design(board=self.board, top=self.top, config=config,
                                     network=self.network, images=self.images,
                                     progress=self.progress)

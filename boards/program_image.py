@@ -8,40 +8,19 @@ holding bits ``32 k .. 32 k + 31``. The result is plain JSON, so the board's Pyt
 neither Amaranth nor spikeforge to load it (``boards/driver.py``).
 """
 
-import hashlib
-import json
-
 from amaranth.hdl import Elaboratable
 
-from ..rtl.config import AcceleratorConfig
+from ..rtl.sizing import Design
 from ..rtl.host_port import HostMemory, host_words, word_bits
 from ..rtl.program import build_program
 from ..rtl.top import Top
 from .axis_pixels import pixel_container_bits
 from .regmap import row_words
 
-__all__ = ["BOARD_SIZES", "FORMAT_NAME", "design_hash", "split_row", "program_image"]
-
-#: The ``Top`` sizes of the board designs: 8-bit pixels (MNIST, digits), one bias row per
-#: layer and channel group, up to 64 of them.
-BOARD_SIZES = {"bias_depth": 64, "max_layers": 16, "pixel_depth": 4096, "pixel_bits": 8}
+__all__ = ["FORMAT_NAME", "split_row", "program_image"]
 
 FORMAT_NAME = "spikeforge-board-program"
 FORMAT_VERSION = 1
-
-
-def design_hash(config, sizes):
-    """A SHA-256 over the config and the ``Top`` sizes; the bitstream shows its low 32 bits.
-
-    Raises
-    ------
-    TypeError
-        ``config`` is not an ``AcceleratorConfig``.
-    """
-    if not isinstance(config, AcceleratorConfig):
-        raise TypeError(f"design_hash() needs an AcceleratorConfig, not {config!r}")
-    text = json.dumps({"config": config.to_json(), "sizes": dict(sizes)}, sort_keys=True)
-    return int(hashlib.sha256(text.encode()).hexdigest(), 16)
 
 
 def _never_elaborated(top):
@@ -63,8 +42,9 @@ def split_row(number, bits):
     return [(number >> (32 * k)) & 0xFFFF_FFFF for k in range(row_words(bits))]
 
 
-def program_image(network, config, sizes=None):
-    """The JSON-ready image of ``network`` on the design ``(config, sizes)``.
+def program_image(network, config, sizes):
+    """The JSON-ready image of ``network`` on the design ``(config, sizes)`` (``sizes`` a
+    :class:`~spikeforge.rtl.sizing.MemorySizes`).
 
     Keys: ``format``/``format_version``, ``design_hash`` (hex), ``network``, ``lanes``,
     ``memories`` (name -> ``{"rows", "words_per_row", "words"}``, words row-major),
@@ -78,10 +58,9 @@ def program_image(network, config, sizes=None):
     rtl.program.ProgramError
         The network does not fit the design.
     """
-    sizes = dict(BOARD_SIZES if sizes is None else sizes)
-    program = build_program(network, config, **sizes)
+    program = build_program(network, config, sizes)
     # A Top only for its layouts (never elaborated): the words follow the design's widths.
-    top = Top(config=config, **sizes)
+    top = Top(config=config, sizes=sizes)
     _never_elaborated(top)
     packed = host_words(program, top.sequencer.descriptor_layout)
     memories = {}
@@ -94,12 +73,12 @@ def program_image(network, config, sizes=None):
     last = program.layers[-1]
     return {
         "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
-        "design_hash": f"{design_hash(config, sizes):064x}",
+        "design_hash": f"{Design(config, sizes).hash:064x}",
         "network": network.name, "lanes": config.pes, "timesteps": network.timesteps,
         "memories": memories,
         "output": {"channels": last.channels, "positions": last.positions},
         "layers": [{"name": plan.name, "spikes": not (plan.output or plan.pool)}
                    for plan in program.layers],
         "input": {"shape": list(network.input.shape), "bits": network.input.bits,
-                  "container_bits": pixel_container_bits(sizes["pixel_bits"])},
+                  "container_bits": pixel_container_bits(sizes.pixel_bits)},
     }

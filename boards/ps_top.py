@@ -21,11 +21,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..rtl.config import AcceleratorConfig
+from ..rtl.sizing import Design
 from ..rtl.top import Top
 from .axi import axi4_lite_signature, axi4_stream_signature
 from .axi_lite import AXI4LiteRegisters
 from .host_shell import HostShell
-from .program_image import BOARD_SIZES, design_hash
 from .regmap import ADDR_WIDTH, COUNTERS, READABLE, WRITABLE, Memory
 
 __all__ = ["PSTop", "BUS_PREFIXES"]
@@ -56,8 +56,8 @@ class PSTop(wiring.Component):
     Parameters
     ----------
     config : AcceleratorConfig
-    sizes : dict, optional
-        The ``Top`` sizes (``BOARD_SIZES``).
+    sizes : rtl.sizing.MemorySizes
+        The ``Top`` sizes (the board design's, ``rtl.sizing.for_board``).
 
     Members
     -------
@@ -74,24 +74,24 @@ class PSTop(wiring.Component):
         ``config`` is not an ``AcceleratorConfig`` (or a size is invalid, from ``Top``).
     """
 
-    def __init__(self, *, config, sizes=None):
+    def __init__(self, *, config, sizes):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"Config must be an AcceleratorConfig, not {config!r}")
-        self._sizes = dict(BOARD_SIZES if sizes is None else sizes)
+        self._sizes = sizes
         self._config = config
-        self.top = top = Top(config=config, **self._sizes)
+        self.top = top = Top(config=config, sizes=sizes)
 
         def width(number):
             return Shape.cast(getattr(top, Memory.NAMES[number]).shape).width
 
         self.shell = HostShell(
             lanes=config.pes, weight_bits=config.weight_bits, psum_bits=config.psum_bits,
-            membrane_bits=config.membrane_bits, pixel_bits=self._sizes["pixel_bits"],
+            membrane_bits=config.membrane_bits, pixel_bits=sizes.pixel_bits,
             write_bits={number: width(number) for number in WRITABLE},
             read_bits={number: width(number) for number in READABLE},
             addr_bits=len(top.host.w_addr), w_data_bits=len(top.host.w_data),
             r_data_bits=len(top.host.r_data),
-            design_hash=design_hash(config, self._sizes))
+            design_hash=Design(config, sizes).hash)
         self.bus = AXI4LiteRegisters(addr_width=ADDR_WIDTH)
         super().__init__(_flat_members())
         self._annotate()
@@ -102,7 +102,7 @@ class PSTop(wiring.Component):
 
     @property
     def sizes(self):
-        return dict(self._sizes)
+        return self._sizes
 
     def _annotate(self):
         # Vivado reads these when the module is added to a block design as a module reference.

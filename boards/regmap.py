@@ -29,7 +29,7 @@ REGISTERS = {
     "ID": 0x00,             # RO  MAGIC
     "LANES": 0x04,          # RO  PEs of the design
     "WIDTHS": 0x08,         # RO  weight | psum << 8 | membrane << 16 | pixel bits << 24
-    "CONFIG_HASH": 0x0C,    # RO  low 32 bits of the design hash (boards.image.design_hash)
+    "CONFIG_HASH": 0x0C,    # RO  low 32 bits of the design hash (rtl.sizing.Design.hash)
     "CONTROL": 0x10,        # WO  bit 0: start a run (ignored while busy)
     "STATUS": 0x14,         # RO  STATUS_* bits
     "MODE": 0x18,           # RW  MODE_* bits

@@ -23,7 +23,6 @@ from ..rtl.config import AcceleratorConfig
 from ..rtl.host_port import HostMemory
 from ..rtl.program import build_program
 from ..rtl.top import Top
-from .program_image import BOARD_SIZES
 from .readout import Readout
 
 __all__ = ["Standalone"]
@@ -38,8 +37,8 @@ class Standalone(wiring.Component):
     images : array-like of int
         1..4 integer input images (the network's input shape); ``select`` picks one.
     config : AcceleratorConfig
-    sizes : dict, optional
-        The ``Top`` sizes (``BOARD_SIZES``).
+    sizes : rtl.sizing.MemorySizes
+        The ``Top`` sizes (the board design's, ``rtl.sizing.for_board``).
     debounce_cycles : int
         Cycles the button must read pressed before a run starts (2 ** 20, about 8 ms at
         125 MHz, on the board; a few in simulation).
@@ -65,7 +64,7 @@ class Standalone(wiring.Component):
         The network does not fit the design.
     """
 
-    def __init__(self, *, network, images, config, sizes=None, debounce_cycles=1 << 20,
+    def __init__(self, *, network, images, config, sizes, debounce_cycles=1 << 20,
                  expected=None):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"Config must be an AcceleratorConfig, not {config!r}")
@@ -80,9 +79,9 @@ class Standalone(wiring.Component):
         if images.shape[1:] != shape:
             raise ValueError(f"Images must have the network's input shape {shape}, not "
                              f"{images.shape[1:]}")
-        self._sizes = dict(BOARD_SIZES if sizes is None else sizes)
+        self._sizes = sizes
         self._debounce = debounce_cycles
-        program = build_program(network, config, **self._sizes)
+        program = build_program(network, config, sizes)
         self.program = program
         if expected is None:
             expected = golden_run(network, images).predictions
@@ -91,7 +90,7 @@ class Standalone(wiring.Component):
             raise ValueError(f"Expected predictions must be one per image ({len(images)}), "
                              f"not {len(self._expected)}")
         self._pixels = [program.pixels(image) for image in images]
-        self.top = Top(config=config, **self._sizes)
+        self.top = Top(config=config, sizes=sizes)
         self.top.descriptors.init = program.descriptors
         self.top.weights.init = program.weights
         self.top.biases.init = program.biases

@@ -138,16 +138,16 @@ class EventScanner(wiring.Component):
                     m.d.comb += [self.mem.addr.eq(self.params.first_word), self.mem.en.eq(1)]
                     m.next = "SCAN"
             with m.State("SCAN"):
-                m.d.comb += self.busy.eq(1)
+                # The payload is assigned whatever the word holds (``valid`` alone qualifies
+                # it): y and x then come straight from registers, and the tap generator's
+                # first stage does not wait for the bitmap RAM and the ``bits == 0`` test.
+                m.d.comb += [self.busy.eq(1), event.channel.eq(channel_base + lowest),
+                             event.y.eq(y), event.x.eq(x), event.end.eq(0)]
                 word_done = Signal()
                 with m.If(bits == 0):
                     m.d.comb += word_done.eq(1)
                 with m.Else():
-                    m.d.comb += [
-                        self.o_stream.valid.eq(1),
-                        event.channel.eq(channel_base + lowest),
-                        event.y.eq(y), event.x.eq(x), event.end.eq(0),
-                    ]
+                    m.d.comb += self.o_stream.valid.eq(1)
                     with m.If(self.o_stream.ready):
                         m.d.comb += word_done.eq(rest == 0)
                         m.d.sync += pending.eq(rest)

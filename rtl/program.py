@@ -123,8 +123,9 @@ def _segment_row(segment, in_sel, offset, config, network):
     }}
 
 
-def build_program(network, config, *, bias_depth, max_layers, pixel_depth, pixel_bits):
-    """Lay ``network`` out on the design described by ``config`` and the top's sizes.
+def build_program(network, config, sizes):
+    """Lay ``network`` out on the design ``config`` with the top's ``sizes``
+    (:class:`~.sizing.MemorySizes`).
 
     Raises
     ------
@@ -134,6 +135,8 @@ def build_program(network, config, *, bias_depth, max_layers, pixel_depth, pixel
     """
     if not isinstance(network, Network):
         raise TypeError(f"build_program() needs a spikeforge.golden.Network, not {network!r}")
+    bias_depth, max_layers = sizes.bias_depth, sizes.max_layers
+    pixel_depth, pixel_bits = sizes.pixel_depth, sizes.pixel_bits
     report = config.fits(network)
     if not report:
         raise ProgramError(f"network {network.name!r} does not fit the accelerator: "

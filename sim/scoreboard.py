@@ -19,9 +19,9 @@ __all__ = ["TraceChecker", "record_layout", "unpack_bits"]
 
 
 def record_layout(config, sizes):
-    """The ``trace__record`` layout of ``Top(config=config, **sizes)``."""
-    widths = descriptor_widths(config, bias_depth=sizes["bias_depth"],
-                               max_layers=sizes["max_layers"])
+    """The ``trace__record`` layout of ``Top(config=config, sizes=sizes)``."""
+    widths = descriptor_widths(config, bias_depth=sizes.bias_depth,
+                               max_layers=sizes.max_layers)
     return trace_record_layout(**trace_widths(config, widths))
 
 
@@ -45,7 +45,7 @@ class TraceChecker:
     Parameters
     ----------
     program : rtl.program.Program
-    sizes : dict
+    sizes : rtl.sizing.MemorySizes
         The ``Top`` memory sizes of the design.
     golden : golden.GoldenResult
         The golden run of the images, with traces.

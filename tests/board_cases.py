@@ -8,7 +8,7 @@ from spikeforge.golden import run as golden_run
 from spikeforge.rtl.config import AcceleratorConfig
 from spikeforge.rtl.cycle_model import predict_from_golden
 from spikeforge.rtl.program import build_program
-from spikeforge.boards.program_image import BOARD_SIZES
+from spikeforge.rtl.sizing import MemorySizes
 from spikeforge.tools.evaluate import default_bundle_path, load_test_set
 
 #: 4 PEs, memories just big enough for the digits SNN: keeps Verilog builds and
@@ -16,6 +16,10 @@ from spikeforge.tools.evaluate import default_bundle_path, load_test_set
 SMALL_BOARD = AcceleratorConfig(pes=4, max_positions=64, weight_depth=1536,
                                 spike_memory_bits=4096, max_in_channels=256,
                                 max_out_channels=64, max_feature_size=16)
+
+
+#: The memory sizes of the board tests' designs.
+SMALL_SIZES = MemorySizes()
 
 
 def digits(count, *, first=0):
@@ -28,8 +32,8 @@ def digits(count, *, first=0):
 
 def expectations(network, images, config=SMALL_BOARD, sizes=None):
     """Golden output membranes, predictions, per-layer spike counts and cycle-model cycles."""
-    sizes = dict(BOARD_SIZES if sizes is None else sizes)
-    program = build_program(network, config, **sizes)
+    sizes = MemorySizes() if sizes is None else sizes
+    program = build_program(network, config, sizes)
     golden = golden_run(network, np.asarray(images), trace=True)
     spiking = [plan.name for plan in program.layers if not (plan.output or plan.pool)]
     return {

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from board_cases import SMALL_BOARD, digits, expectations
+from board_cases import SMALL_BOARD, SMALL_SIZES, digits, expectations
 from board_fake_pynq import SimulatedPynq
 from spikeforge.boards.driver import Accelerator, DriverError
 from spikeforge.boards.program_image import program_image
@@ -15,14 +15,15 @@ from spikeforge.boards.ps_top import PSTop
 @pytest.fixture(scope="module")
 def case():
     network, images = digits(2, first=5)
-    return network, images, program_image(network, SMALL_BOARD), expectations(network, images)
+    image = program_image(network, SMALL_BOARD, SMALL_SIZES)
+    return network, images, image, expectations(network, images)
 
 
 def test_driver_runs_images_dma_and_mmio(case, tmp_path):
     network, images, program, expect = case
     path = tmp_path / "program.json"
     path.write_text(json.dumps(program))
-    with SimulatedPynq(PSTop(config=SMALL_BOARD)) as board:
+    with SimulatedPynq(PSTop(config=SMALL_BOARD, sizes=SMALL_SIZES)) as board:
         # A simulated run takes many seconds: the poll timeout is the simulator's, not 5 s.
         acc = Accelerator(program=path, mmio=board.mmio, dma=board.dma,
                           allocate=board.allocate, timeout=600)
@@ -55,7 +56,7 @@ def test_driver_runs_images_dma_and_mmio(case, tmp_path):
 def test_driver_refuses_another_design(case):
     _, _, program, _ = case
     other = {**program, "design_hash": f"{int(program['design_hash'], 16) ^ 1:064x}"}
-    with SimulatedPynq(PSTop(config=SMALL_BOARD)) as board:
+    with SimulatedPynq(PSTop(config=SMALL_BOARD, sizes=SMALL_SIZES)) as board:
         acc = Accelerator(mmio=board.mmio)
         with pytest.raises(DriverError, match=r"^the program was built for design 0x"):
             acc.load(other)

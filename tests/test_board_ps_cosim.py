@@ -14,7 +14,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from board_cases import SMALL_BOARD, digits, expectations
+from board_cases import SMALL_BOARD, SMALL_SIZES, digits, expectations
 from cosim_build import verilator_runner
 from spikeforge.boards.program_image import program_image
 from spikeforge.boards.ps_top import PSTop
@@ -26,11 +26,12 @@ def test_full_inference_through_axi(tmp_path, monkeypatch):
     network, images = digits(3)
     images = images.astype("uint8")
     case = {
-        "program": program_image(network, SMALL_BOARD),
+        "program": program_image(network, SMALL_BOARD, SMALL_SIZES),
         "images": [image.reshape(-1).tolist() for image in images],
         "expect": expectations(network, images),
     }
-    text = verilog.convert(PSTop(config=SMALL_BOARD), name="spikeforge_ps", emit_src=False)
+    text = verilog.convert(PSTop(config=SMALL_BOARD, sizes=SMALL_SIZES), name="spikeforge_ps",
+                           emit_src=False)
     runner, build_dir = verilator_runner(text, "spikeforge_ps", monkeypatch)
     path = tmp_path / "case.json"
     path.write_text(json.dumps(case))

@@ -4,7 +4,7 @@
 import pytest
 from amaranth.sim import Simulator
 
-from board_cases import SMALL_BOARD, digits, expectations
+from board_cases import SMALL_BOARD, SMALL_SIZES, digits, expectations
 from spikeforge.boards.standalone import Standalone
 from spikeforge.sim.streams import StreamTimeout
 
@@ -51,7 +51,7 @@ def _simulate(dut, bench):
 def test_press_wait_read_leds():
     network, images = digits(2, first=2)
     predictions = expectations(network, images)["predictions"]
-    dut = Standalone(network=network, images=images, config=SMALL_BOARD,
+    dut = Standalone(network=network, images=images, config=SMALL_BOARD, sizes=SMALL_SIZES,
                      debounce_cycles=DEBOUNCE)
     shown = []
 
@@ -67,7 +67,7 @@ def test_press_wait_read_leds():
 def test_wrong_golden_prediction_lights_fail():
     network, images = digits(1)
     prediction = expectations(network, images)["predictions"][0]
-    dut = Standalone(network=network, images=images, config=SMALL_BOARD,
+    dut = Standalone(network=network, images=images, config=SMALL_BOARD, sizes=SMALL_SIZES,
                      debounce_cycles=DEBOUNCE, expected=[(prediction + 1) % 10])
     shown = []
 
@@ -81,9 +81,11 @@ def test_wrong_golden_prediction_lights_fail():
 def test_init_checks():
     network, images = digits(5)
     with pytest.raises(ValueError, match=r"^The standalone top holds 1 to 4 images, not 5$"):
-        Standalone(network=network, images=images, config=SMALL_BOARD)
+        Standalone(network=network, images=images, config=SMALL_BOARD, sizes=SMALL_SIZES)
     with pytest.raises(ValueError, match=r"^Images must have the network's input shape "
                                          r"\(1, 8, 8\), not \(8, 8\)$"):
-        Standalone(network=network, images=images[:2, 0], config=SMALL_BOARD)
+        Standalone(network=network, images=images[:2, 0], config=SMALL_BOARD,
+                   sizes=SMALL_SIZES)
     with pytest.raises(TypeError, match=r"^Debounce cycles must be a positive integer, not 0$"):
-        Standalone(network=network, images=images[:1], config=SMALL_BOARD, debounce_cycles=0)
+        Standalone(network=network, images=images[:1], config=SMALL_BOARD, sizes=SMALL_SIZES,
+                   debounce_cycles=0)

@@ -72,8 +72,8 @@ def test_simulate_bad_input_exits_2(argv, fragment, capsys):
 def test_simulate_network_that_does_not_fit_exits_2(capsys, monkeypatch):
     from spikeforge.rtl.config import AcceleratorConfig
     from spikeforge.tools import simulate as simulate_module
-    from spikeforge.sim.harness import DEFAULT_SIZES
+    from spikeforge.rtl.sizing import Design, MemorySizes
     monkeypatch.setattr(simulate_module, "design_for", lambda network, pes, first_layer: (
-        AcceleratorConfig(pes=pes, max_out_channels=4), DEFAULT_SIZES))
+        Design(AcceleratorConfig(pes=pes, max_out_channels=4), MemorySizes())))
     status, _, err = _run(["simulate", "--pes", "4"], capsys)
     assert status == 2 and "does not fit the accelerator" in err and "conv1" in err

@@ -13,6 +13,7 @@ from spikeforge.golden import run as golden_run
 from spikeforge.rtl.config import AcceleratorConfig
 from spikeforge.rtl.cycle_model import predict_from_golden
 from spikeforge.rtl.program import build_program
+from spikeforge.rtl.sizing import MemorySizes
 from spikeforge.sim.cosim import (SimulatorUnavailable, build_design, check_simulator,
                                   run_images)
 from spikeforge.sim.random_networks import random_network
@@ -31,7 +32,7 @@ def case():
 
 def _check_against_golden(case, network, images, summary):
     golden = golden_run(network, images, trace=True)
-    program = build_program(network, case.config, **case.sizes)
+    program = build_program(network, case.config, case.sizes)
     for index, row in enumerate(summary["images"]):
         assert row["mismatch"] is None and not row["timeout"]
         assert row["cycles"] == row["done_cycle"] == predict_from_golden(program, golden, index)
@@ -89,7 +90,7 @@ def test_unknown_simulator():
 CONFIG = AcceleratorConfig(pes=4, membrane_bits=32, psum_bits=48, leak_multiplier=True,
                            max_positions=64, weight_depth=512, spike_memory_bits=8192,
                            max_in_channels=64, max_out_channels=64, max_feature_size=16)
-SIZES = {"bias_depth": 64, "max_layers": 16, "pixel_depth": 4096, "pixel_bits": 16}
+SIZES = MemorySizes(bias_depth=64, max_layers=16, pixel_depth=4096, pixel_bits=16)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,7 @@ def records():
     images = np.random.default_rng(7).integers(0, 1 << network.input.bits,
                                                size=(1, *network.input.shape))
     golden = golden_run(network, images, trace=True)
-    program = build_program(network, CONFIG, **SIZES)
+    program = build_program(network, CONFIG, SIZES)
     layout = record_layout(CONFIG, SIZES)
     rows = []
     for desc, plan in enumerate(program.layers):

@@ -14,6 +14,7 @@ import pytest
 from spikeforge.golden import read_bundle
 from spikeforge.rtl.config import AcceleratorConfig
 from spikeforge.rtl.program import build_program
+from spikeforge.rtl.sizing import MemorySizes
 from spikeforge.tools.cli import main
 from spikeforge.tools.evaluate import default_bundle_path
 
@@ -61,7 +62,7 @@ def test_generate_bundle_files(generated):
     config = AcceleratorConfig.from_json(manifest["config"])
     assert config.pes == 4
     network = read_bundle(default_bundle_path())
-    program = build_program(network, config, **manifest["sizes"])
+    program = build_program(network, config, MemorySizes.from_json(manifest["sizes"]))
     # weights.hex: one row per line, lane i in bits [8i, 8i + 8), two's complement.
     lines = (generated / "weights.hex").read_text().splitlines()
     assert len(lines) == len(program.weights) == manifest["program"]["files"]["weights.hex"][

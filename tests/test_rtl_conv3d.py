@@ -5,6 +5,8 @@ kernel-plane-major weight rows, the depth-padded pixel image), the hybrid 3D/2D 
 3D neuron, and zero mismatches with exact cycles on hand-built and random networks with the
 reference MAC and the PIM block, 4 and 16 PEs."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -13,12 +15,13 @@ from spikeforge.golden import network_from_parts
 from spikeforge.rtl.config import AcceleratorConfig
 from spikeforge.rtl.layout import pixel_image, plan_network
 from spikeforge.rtl.program import build_program
+from spikeforge.rtl.sizing import MemorySizes
 from spikeforge.sim.harness import Harness, Mismatch
 
 CONFIG = dict(membrane_bits=32, psum_bits=48, leak_multiplier=True, max_positions=256,
               weight_depth=2048, spike_memory_bits=16384, max_in_channels=64,
               max_out_channels=64, max_feature_size=16)
-SIZES = {"bias_depth": 64, "max_layers": 32, "pixel_depth": 4096, "pixel_bits": 4}
+SIZES = MemorySizes(bias_depth=64, max_layers=32, pixel_depth=4096, pixel_bits=4)
 
 
 def _conv(name, kind, channels, kernel, stride, padding, out_shape, threshold, **extra):
@@ -98,7 +101,7 @@ def test_layout_planes_and_fold():
 
 def test_weight_rows_kernel_plane_major():
     network = cube_network()
-    program = build_program(network, AcceleratorConfig(pes=4, **CONFIG), **SIZES)
+    program = build_program(network, AcceleratorConfig(pes=4, **CONFIG), SIZES)
     base = program.descriptors[1]["layer"]["weight_base"]
     weight = network.layer("c3b").weight  # (4, 3, 2, 3, 3): one group of 4 lanes
     for kd, c, ky, kx in ((0, 0, 0, 0), (1, 2, 1, 0), (0, 2, 2, 2), (1, 0, 2, 1)):
@@ -149,7 +152,7 @@ def test_sim_random_conv3d(seed, pes):
     manifest, arrays = random_network(seed, "conv3d")
     network = network_from_parts(manifest, arrays)
     config = AcceleratorConfig(pes=pes, first_layer="pim" if seed % 2 else "mac", **CONFIG)
-    harness = Harness(network, config, sizes={**SIZES, "pixel_bits": 16})
+    harness = Harness(network, config, sizes=replace(SIZES, pixel_bits=16))
     results = harness.run(random_input(np.random.default_rng(seed), manifest, 2))
     assert [r.cycles for r in results] == [r.predicted_cycles for r in results]
 

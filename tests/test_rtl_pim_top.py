@@ -14,10 +14,11 @@ from spikeforge.rtl.pim_first_layer import PIMFirstLayer, pim_run_cycles
 from spikeforge.rtl.program import build_program
 from spikeforge.rtl.reference_mac import ReferenceMAC, run_cycles
 from spikeforge.rtl.top import Top
-from spikeforge.sim.harness import DEFAULT_SIZES, Harness, Mismatch
+from spikeforge.rtl.sizing import MemorySizes
+from spikeforge.sim.harness import Harness, Mismatch
 from spikeforge.tools.evaluate import default_bundle_path, load_test_set
 
-SIZES = {**DEFAULT_SIZES, "pixel_bits": 8}
+SIZES = MemorySizes(pixel_bits=8)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def test_pim_and_mac_differ_only_in_the_first_layer(digits):
     predicted, runs = {}, {}
     for first in ("mac", "pim"):
         config = AcceleratorConfig(pes=4, first_layer=first)
-        program = build_program(network, config, **SIZES)
+        program = build_program(network, config, SIZES)
         golden = Harness(network, config, sizes=SIZES).expected(images)
         predicted[first] = [predict_from_golden(program, golden, i) for i in range(3)]
         geometry = program.descriptors[len(program.layers)]["segment"]["geometry"]

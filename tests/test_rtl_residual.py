@@ -5,6 +5,8 @@ rows), the bitmaps a shortcut keeps live, the fit reasons a residual sum adds, a
 mismatches with exact cycles on a small ResNet (identity and downsampling blocks) and on
 random residual networks, 4 and 16 PEs, reference MAC and PIM."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -13,12 +15,13 @@ from spikeforge.golden import network_from_parts
 from spikeforge.rtl.config import AcceleratorConfig
 from spikeforge.rtl.layout import plan_network
 from spikeforge.rtl.program import build_program
+from spikeforge.rtl.sizing import MemorySizes
 from spikeforge.sim.harness import Harness
 
 CONFIG = dict(membrane_bits=32, psum_bits=48, leak_multiplier=True, max_positions=64,
               weight_depth=1024, spike_memory_bits=8192, max_in_channels=64,
               max_out_channels=64, max_feature_size=16, spike_bitmaps=3)
-SIZES = {"bias_depth": 64, "max_layers": 32, "pixel_depth": 4096, "pixel_bits": 8}
+SIZES = MemorySizes(bias_depth=64, max_layers=32, pixel_depth=4096, pixel_bits=8)
 
 
 def _conv(name, source, channels, kernel, stride, padding, out_shape, *, output="spikes",
@@ -93,7 +96,7 @@ def test_layout_fuses_currents_and_keeps_the_shortcut():
 
 def test_program_scaled_rows_and_summed_bias():
     network = mini_resnet()
-    program = build_program(network, AcceleratorConfig(pes=4, **CONFIG), **SIZES)
+    program = build_program(network, AcceleratorConfig(pes=4, **CONFIG), SIZES)
     layer = program.descriptors[2]["layer"]
     base, stride = layer["weight_base"], layer["group_stride"]
     assert stride == 4 * 9 + 4  # conv2's taps, then one identity row per input channel
@@ -150,6 +153,6 @@ def test_sim_random_residual(seed, pes):
     network = network_from_parts(manifest, arrays)
     config = AcceleratorConfig(pes=pes, first_layer="pim" if seed % 2 else "mac",
                                **{**CONFIG, "spike_bitmaps": 4})
-    harness = Harness(network, config, sizes={**SIZES, "pixel_bits": 16})
+    harness = Harness(network, config, sizes=replace(SIZES, pixel_bits=16))
     results = harness.run(random_input(np.random.default_rng(seed), manifest, 2))
     assert [r.cycles for r in results] == [r.predicted_cycles for r in results]

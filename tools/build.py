@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..boards.block_design import block_design_tcl, led_constraints
 from ..boards.designs import MODULE_NAMES, check_board, make_top, top_verilog
-from ..boards.program_image import BOARD_SIZES, design_hash, program_image
+from ..boards.program_image import program_image
 from ..boards.standalone_board import StandaloneBoard
 
 __all__ = ["build_project", "build_lines"]
@@ -32,9 +32,10 @@ def _write(out, name, text, written):
     written.append(path)
 
 
-def build_project(*, board, top, config, network, bundle_path, out, images=None,
+def build_project(*, board, top, design, network, bundle_path, out, images=None,
                   progress=None):
-    """Write the project of ``top`` for ``network`` into ``out``; return the summary dict.
+    """Write the project of ``top`` for ``network`` on ``design`` (``rtl.sizing.Design``)
+    into ``out``; return the summary dict.
 
     Raises
     ------
@@ -44,6 +45,7 @@ def build_project(*, board, top, config, network, bundle_path, out, images=None,
         The network does not fit ``config``.
     """
     platform_class = check_board(board)
+    config, sizes = design.config, design.sizes
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     module = MODULE_NAMES.get(top, top)
@@ -54,7 +56,7 @@ def build_project(*, board, top, config, network, bundle_path, out, images=None,
             progress(line)
 
     if top == "standalone":
-        demo = make_top(top, config=config, network=network, images=images)
+        demo = make_top(top, config=config, sizes=sizes, network=network, images=images)
         say(f"build: elaborating {module} ({config.pes} PEs) for the platform flow")
         plan = platform_class().build(StandaloneBoard(demo), name=module, do_build=False)
         plan.extract(out)
@@ -63,8 +65,8 @@ def build_project(*, board, top, config, network, bundle_path, out, images=None,
                  "controls": {"BTN0": "start", "SW1..SW0": "image", "LD3..LD0": "class",
                               "LD4": "green pass / red fail", "LD5": "blue busy"}}
     else:
-        component = make_top(top, config=config)
-        image = program_image(network, config, BOARD_SIZES)  # refuses an unfit network first
+        component = make_top(top, config=config, sizes=sizes)
+        image = program_image(network, config, sizes)  # refuses an unfit network first
         say(f"build: converting {module} ({config.pes} PEs) to Verilog")
         module, text = top_verilog(top, component)
         _write(out, f"{module}.v", text, written)
@@ -80,8 +82,8 @@ def build_project(*, board, top, config, network, bundle_path, out, images=None,
         extra = {"overlay": ["spikeforge.bit", "spikeforge.hwh"], "program": "program.json"}
     manifest = {
         "board": board, "top": top, "module": module, "part": platform_class().part,
-        "config": config.to_json(), "sizes": BOARD_SIZES,
-        "design_hash": f"{design_hash(config, BOARD_SIZES):064x}",
+        "config": config.to_json(), "sizes": sizes.to_json(),
+        "design_hash": f"{design.hash:064x}",
         "bundle": {"name": network.name, "path": str(bundle_path)},
         "files": [path.name for path in written] + ["manifest.json"], **extra,
     }

@@ -747,17 +747,19 @@ def _board_config_arguments(parser):
 
 
 def _board_design(args, need_network):
-    """The config, network and baked-in images of a build/synth request."""
+    """The design (config and memory sizes), network and baked-in images of a build/synth
+    request."""
     from dataclasses import replace
 
-    from spikeforge.boards.designs import STANDALONE_IMAGES, BoardError, board_config
+    from spikeforge.boards.designs import STANDALONE_IMAGES, BoardError, board_design
     from spikeforge.golden import quantize_input
     from spikeforge.rtl.config import AcceleratorConfig
 
     try:
-        config = board_config(args.board)
+        design = board_design(args.board)
     except BoardError as error:
         raise CLIError(str(error)) from None
+    config = design.config
     if args.config is not None:
         try:
             config = AcceleratorConfig.from_json(args.config.read_text())
@@ -765,6 +767,7 @@ def _board_design(args, need_network):
             raise CLIError(f"the config {args.config} is not valid: {error}") from None
     if args.pes is not None:
         config = replace(config, pes=args.pes)
+    design = replace(design, config=config)
     network = path = images = None
     if need_network or args.bundle is not None:
         network, path = _load_bundle(args.bundle)
@@ -779,7 +782,7 @@ def _board_design(args, need_network):
                            f"images")
         test = load_test_set(dataset, network, _data_dir(args.data_dir))
         images = quantize_input(test.x[:STANDALONE_IMAGES], network.input)
-    return config, network, path, images
+    return design, network, path, images
 
 
 def _build(args):
@@ -787,7 +790,8 @@ def _build(args):
 
     from .build import build_lines, build_project
 
-    config, network, path, images = _board_design(args, need_network=True)
+    design, network, path, images = _board_design(args, need_network=True)
+    config = design.config
     if args.check_device:
         from spikeforge.boards.device import DeviceFit
 
@@ -796,7 +800,7 @@ def _build(args):
         if not report:
             raise CLIError("the design does not fit: " + "; ".join(report.reasons))
     try:
-        summary = build_project(board=args.board, top=args.top, config=config,
+        summary = build_project(board=args.board, top=args.top, design=design,
                                 network=network, bundle_path=path, out=args.out,
                                 images=images, progress=_log)
     except ProgramError as error:
@@ -810,10 +814,10 @@ def _synth(args):
 
     from .synth import synth_design, synth_lines
 
-    config, network, _, images = _board_design(args, need_network=args.top == "standalone")
+    design, network, _, images = _board_design(args, need_network=args.top == "standalone")
     try:
-        summary = synth_design(board=args.board, top=args.top, config=config,
-                               network=network, images=images, progress=_log)
+        summary = synth_design(board=args.board, top=args.top, config=design.config,
+                               sizes=design.sizes, network=network, images=images, progress=_log)
     except (ProgramError, SynthError) as error:
         raise CLIError(str(error)) from None
     text = json.dumps(summary, indent=2) if args.json else "\n".join(synth_lines(summary))

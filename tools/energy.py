@@ -3,7 +3,7 @@
 The energy estimates come from the golden model's operation counts on the first test images
 (``golden/energy.py``, ``docs/energy.md``); the delay of the two first-layer blocks comes from
 the cycle model (``rtl/cycle_model.py``, equal to the RTL's cycle counter) on a design sized for
-the network (``tools/simulate.design_for``), so the PIM's change in energy, delay and
+the network (``rtl.sizing.design_for``), so the PIM's change in energy, delay and
 energy-delay product can be set next to ACE-SNN's -30 %, -7 % and -38 %.
 """
 
@@ -23,10 +23,11 @@ _ROWS = (("float_cnn", "float CNN (fp32)"), ("quantized_cnn", "quantized CNN ({b
 def _cycles(network, images, golden, pes, first_layer):
     from ..rtl.cycle_model import predict_from_golden
     from ..rtl.program import build_program
-    from .simulate import design_for
+    from ..rtl.sizing import design_for
 
-    config, sizes = design_for(network, pes=pes, first_layer=first_layer)
-    program = build_program(network, config, **sizes)
+    design = design_for(network, pes=pes, first_layer=first_layer)
+    config = design.config
+    program = build_program(network, config, design.sizes)
     return [predict_from_golden(program, golden, i) for i in range(len(images))], config
 
 

@@ -1,9 +1,10 @@
 """``spikeforge generate``: the accelerator's Verilog, manifest and memory images in a folder.
 
-The source is a model bundle (``.sfb``: the design is :func:`~spikeforge.sim.verilog.
-fitted_config` for ``--pes`` PEs, and the program's ``$readmemh`` files are written too), an
-accelerator config (``AcceleratorConfig.to_json``) or a design manifest written by an
-earlier ``generate`` (its config and memory sizes). The same source and options give
+The source is a model bundle (``.sfb``: the design is ``rtl.sizing.design_for`` with
+``--pes`` PEs, the one every command builds for the bundle, and the program's ``$readmemh``
+files are written too), an accelerator config (``AcceleratorConfig.to_json``, with the
+default memory sizes) or a design manifest written by an earlier ``generate`` (its config and
+memory sizes). The same source and options give
 byte-identical files: nothing in them depends on the time, the paths or the order of a set.
 """
 
@@ -15,7 +16,8 @@ from spikeforge.golden import read_bundle
 
 from ..rtl.config import AcceleratorConfig
 from ..rtl.program import ProgramError
-from ..sim.verilog import DESIGN_SIZES, fitted_config, fitted_sizes, write_design
+from ..rtl.sizing import MemorySizes, design_for
+from ..sim.verilog import write_design
 
 __all__ = ["GenerateError", "generate", "generate_lines"]
 
@@ -37,8 +39,8 @@ def _design(source, pes):
     if obj is None:  # not JSON: a bundle (read_bundle names what is wrong with it)
         network = read_bundle(source)
         try:
-            config = fitted_config(network, pes=64 if pes is None else pes)
-            return config, fitted_sizes(network, config), network
+            design = design_for(network, pes=64 if pes is None else pes)
+            return design.config, design.sizes, network
         except ValueError as error:
             raise GenerateError(str(error)) from None
     if pes is not None:
@@ -46,12 +48,15 @@ def _design(source, pes):
                             f"count")
     if isinstance(obj, dict) and obj.get("format") == "spikeforge-design":
         obj, sizes = obj.get("config"), obj.get("sizes")
-        if not isinstance(sizes, dict) or sorted(sizes) != sorted(DESIGN_SIZES):
-            raise GenerateError(f"the design manifest {source} has no valid memory sizes")
+        try:
+            sizes = MemorySizes.from_json(sizes)
+        except (TypeError, ValueError):
+            raise GenerateError(f"the design manifest {source} has no valid memory "
+                                f"sizes") from None
     else:
-        sizes = dict(DESIGN_SIZES)
+        sizes = MemorySizes()
     try:
-        return AcceleratorConfig.from_json(obj), dict(sizes), None
+        return AcceleratorConfig.from_json(obj), sizes, None
     except (TypeError, ValueError) as error:
         raise GenerateError(f"{source} is not an accelerator config: "
                             f"{' '.join(str(error).split())}") from None
@@ -75,7 +80,7 @@ def generate(source, out_dir, *, pes=None):
         raise GenerateError(str(error)) from None
     return {
         "out": str(out_dir), "network": None if network is None else network.name,
-        "config": config.to_json(), "sizes": sizes,
+        "config": config.to_json(), "sizes": sizes.to_json(),
         "files": {path.name: path.stat().st_size for path in paths},
         "seconds": round(time.perf_counter() - began, 3),
     }

@@ -6,72 +6,22 @@ as the first-layer block writes it, is compared with the golden trace as it happ
 report gives, per image, pass/fail, the hardware cycle counter and the cycle model's
 prediction; an image fails on a scoreboard mismatch or when the two cycle counts differ.
 
-The design is the default :class:`~spikeforge.rtl.config.AcceleratorConfig` with ``pes`` PEs
-and the chosen first-layer block (reference MAC or digital PIM), its memories and limits
-grown to what the network needs (:func:`design_for`); the cycle counts do not depend on
-memory sizes, only on the PEs, the first-layer block and the pixel width (the network's).
+The design is the one every command builds (``rtl.sizing.design_for``): the PYNQ-Z2 board
+design, with ``pes`` PEs and the chosen first-layer block (reference MAC or digital PIM), when
+the network fits it, otherwise the default design grown exactly to what the network needs. The
+cycle counts do not depend on memory sizes, only on the PEs, the first-layer block and the
+pixel width.
 """
 
 import sys
 import time
-from dataclasses import replace
 
 from spikeforge.golden import quantize_input
 
-from ..rtl.config import AcceleratorConfig, layer_positions
-from ..rtl.layout import pixel_count, plan_current_bound, plan_network
-from ..sim.harness import DEFAULT_SIZES, Harness
+from ..rtl.sizing import design_for
+from ..sim.harness import Harness
 
-__all__ = ["SIMULATORS", "design_for", "simulate", "simulate_lines"]
-
-
-def design_for(network, *, pes=64, first_layer="mac"):
-    """``(config, sizes)``: the default design, grown where ``network`` needs more.
-
-    Raises
-    ------
-    TypeError, ValueError
-        ``pes`` or ``first_layer`` is not a valid config value.
-    """
-    base = AcceleratorConfig(pes=pes, first_layer=first_layer)
-    layout = plan_network(network, base)
-    layers = [layer for layer in network.layers if layer.type != "flatten"]
-    T = network.timesteps
-    output = network.output_layer
-    positions = [layer_positions(layer) for layer in layers]
-    positions.append(base.groups(output) * layer_positions(output))
-    sides = [side for layer in layers for shape in (layer.in_shape, layer.out_shape)
-             for side in shape[1:]]
-    sides += [side for plan in layout.plans for segment in plan.segments
-              for side in segment.map[1:]]
-    bitmap = max([base.spike_bitmap_bits(layer, T) for layer in layers
-                  if layer.output == "spikes"], default=pes)
-    psum = max([base.psum_bits] + [plan_current_bound(network, plan).bit_length() + 1
-                                   for plan in layout.plans])
-    config = replace(
-        base, psum_bits=psum,
-        membrane_bits=max(base.membrane_bits, network.membrane_bits),
-        max_positions=max(base.max_positions, max(positions)),
-        max_in_channels=max([base.max_in_channels] + [layer.in_shape[0] for layer in layers]),
-        max_out_channels=max([base.max_out_channels] + [layer.out_shape[0]
-                                                        for layer in layers]),
-        max_feature_size=max([base.max_feature_size] + sides),
-        max_timesteps=max(base.max_timesteps, T),
-        weight_depth=max(base.weight_depth, sum(p.groups * p.rows_per_group
-                                                for p in layout.plans)),
-        spike_memory_bits=max(base.spike_memory_bits, bitmap),
-        spike_bitmaps=max(base.spike_bitmaps, layout.bitmaps),
-        leak_multiplier=any(layer.neuron is not None and layer.neuron.leak.kind == "mul"
-                            for layer in layers))
-    sizes = {
-        "bias_depth": max(DEFAULT_SIZES["bias_depth"],
-                          sum(p.groups for p in layout.plans if not p.pool)),
-        "max_layers": max(DEFAULT_SIZES["max_layers"],
-                          len(layout.plans) + sum(len(p.segments) for p in layout.plans)),
-        "pixel_depth": max(DEFAULT_SIZES["pixel_depth"], pixel_count(network, layout)),
-        "pixel_bits": network.input.bits,
-    }
-    return config, sizes
+__all__ = ["SIMULATORS", "simulate", "simulate_lines"]
 
 
 #: Simulators ``simulate`` can run the design on: the Amaranth simulator (this module's
@@ -97,7 +47,7 @@ def _cosim_rows(simulator, network, config, sizes, images, vcd_dir):
     from ..rtl.program import build_program
     from ..sim.cosim import build_design, run_images
 
-    build_program(network, config, **sizes)  # a network that does not fit fails here
+    build_program(network, config, sizes)  # a network that does not fit fails here
     build = build_design(simulator, config, sizes)
     summary = run_images(build, network, images, config=config, sizes=sizes,
                          waves_dir=vcd_dir,
@@ -119,12 +69,13 @@ def simulate(network, raw, labels, *, pes=64, first_layer="mac", simulator="amar
     ------
     TypeError, ValueError
         ``pes`` or ``first_layer`` is not a valid config value (from ``AcceleratorConfig``).
-    rtl.program.ProgramError
-        The network does not fit the design.
+    ValueError
+        The network fits no design (``rtl.sizing.fitted``).
     sim.cosim.CosimError
         The Verilog simulator is missing or failed.
     """
-    config, sizes = design_for(network, pes=pes, first_layer=first_layer)
+    design = design_for(network, pes=pes, first_layer=first_layer)
+    config, sizes = design.config, design.sizes
     images = quantize_input(raw, network.input)
     began = time.perf_counter()
 
@@ -161,7 +112,7 @@ def simulate(network, raw, labels, *, pes=64, first_layer="mac", simulator="amar
         "mean_cycles": round(sum(measured) / len(measured), 1) if measured else None,
         "mac_busy_cycles": [r["counters"].get("mac_busy_cycles") for r in rows],
         "clock_hz": config.clock_hz,
-        "design": {"config": config.to_json(), "sizes": sizes},
+        "design": {**design.to_json(), "hash": f"{design.hash:064x}"},
         "simulation_seconds": round(seconds, 3),
         "results": rows,
     }

@@ -1,0 +1,96 @@
+"""One sizing policy: every command builds the identical design for the same bundle and options.
+
+Each command runs in-process on the shipped digits bundle (which fits the PYNQ-Z2 board
+design) while every ``Top`` constructed and every program laid out is recorded, whichever
+module builds it. The designs seen must be one and the same for ``simulate``, ``generate``,
+``energy``, ``bench sim``, ``build`` and ``synth``, and ``regress`` must declare its digits
+case on it; the Verilog ``generate`` writes must be that design's.
+"""
+
+import hashlib
+import sys
+
+import pytest
+
+import spikeforge.rtl.program as program_module
+from spikeforge.boards.synth import SynthError
+from spikeforge.golden import read_bundle
+from spikeforge.rtl.sizing import BOARD_DESIGNS, Design, MemorySizes, design_for
+from spikeforge.rtl.top import Top
+from spikeforge.sim.regress import suite
+from spikeforge.sim.verilog import TOP_NAME, verilog_text
+from spikeforge.tools.cli import main
+from spikeforge.tools.evaluate import default_bundle_path
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """A list that gets the :class:`Design` of every ``Top`` and every ``build_program``."""
+    seen = []
+    original_init = Top.__init__
+
+    def init(self, *, config, sizes=MemorySizes(), **rest):
+        seen.append(Design(config, sizes))
+        original_init(self, config=config, sizes=sizes, **rest)
+
+    monkeypatch.setattr(Top, "__init__", init)
+    original_build = program_module.build_program
+
+    def build(network, config, sizes):
+        seen.append(Design(config, sizes))
+        return original_build(network, config, sizes)
+
+    # Every module that imported the function by name gets the recording one.
+    for module in list(sys.modules.values()):
+        if (getattr(module, "__name__", "").startswith("spikeforge")
+                and getattr(module, "build_program", None) is original_build):
+            monkeypatch.setattr(module, "build_program", build)
+
+    def no_yosys(*args, **kwargs):
+        raise SynthError("stopped by the test before Yosys")
+
+    monkeypatch.setattr("spikeforge.boards.device.synthesize", no_yosys)
+    return seen
+
+
+def _designs(recorded, argv):
+    recorded.clear()
+    main(argv)
+    return set(recorded)
+
+
+def test_every_command_builds_the_board_design(recorded, tmp_path, capsys):
+    bundle = str(default_bundle_path())
+    board = BOARD_DESIGNS["pynq-z2"]
+    commands = {
+        "simulate": ["simulate", bundle, "--images", "1", "--json"],
+        "generate": ["generate", bundle, "--out", str(tmp_path / "generated")],
+        "energy": ["energy", bundle, "--images", "1", "--json"],
+        "bench sim": ["bench", "sim", "--images", "1", "--simulators", "amaranth", "--json"],
+        "build": ["build", "--board", "pynq-z2", "--top", "ps", "--bundle", bundle,
+                  "--out", str(tmp_path / "built")],
+        "synth": ["synth", "--board", "pynq-z2", "--top", "ps"],
+    }
+    seen = {name: _designs(recorded, argv) for name, argv in commands.items()}
+    capsys.readouterr()
+    expected = {name: {board} for name in commands}
+    # energy compares the two first-layer blocks: the board design with each, as simulate
+    # --first-layer builds them.
+    pim = design_for(read_bundle(bundle), first_layer="pim")
+    assert pim.config.first_layer == "pim" and pim.sizes == board.sizes
+    expected["energy"] = {board, pim}
+    assert seen == expected
+    assert _designs(recorded, ["simulate", bundle, "--images", "1", "--first-layer", "pim",
+                               "--json"]) == {pim}
+    # generate's Verilog is the design's (recorded's Top is the one converted).
+    written = (tmp_path / "generated" / f"{TOP_NAME}.v").read_text()
+    assert hashlib.sha256(written.encode()).hexdigest() == hashlib.sha256(
+        verilog_text(board.config, board.sizes).encode()).hexdigest()
+
+
+def test_regress_declares_the_same_design():
+    network = read_bundle(default_bundle_path())
+    cases, _ = suite("full")
+    case = next(c for c in cases if c.name == "digits_snn-pes64-w16")
+    assert Design(case.config, case.sizes) == design_for(network, pes=64)
+    assert design_for(network, pes=64) == BOARD_DESIGNS["pynq-z2"]
