@@ -13,6 +13,6 @@ Only ``spikeforge.golden`` is imported from the project (layer rule: golden <- n
 
 from .common import NIRError
 from .exporter import export_graph, write_graph
-from .importer import import_graph, read_graph
+from .importer import import_graph, load_graph, read_graph
 
-__all__ = ["NIRError", "export_graph", "import_graph", "read_graph", "write_graph"]
+__all__ = ["NIRError", "export_graph", "import_graph", "load_graph", "read_graph", "write_graph"]

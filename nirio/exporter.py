@@ -232,9 +232,8 @@ def export_graph(network):
         builder.layer(layer, entry)
         layer_of.update({node: layer.name for node in set(builder.nodes) - before})
     last = builder.source[network.output_layer.name]
-    builder.add(builder.output_node,
-                nir.Output(output_type={"output": np.array(_folded(network.output_layer.out_shape))}),
-                [last])
+    out_shape = np.array(_folded(network.output_layer.out_shape))
+    builder.add(builder.output_node, nir.Output(output_type={"output": out_shape}), [last])
     layer_of[builder.output_node] = None
     # The header is the manifest without its layers; their order is kept as a name list
     # (HDF5 returns a graph's nodes sorted by name).

@@ -24,17 +24,17 @@ from .common import (
 from .exporter import DT, export_graph, unroll_conv3d
 from .foreign import ForeignReader
 
-__all__ = ["read_graph", "import_graph"]
+__all__ = ["read_graph", "import_graph", "load_graph"]
 
 
 def read_graph(path, **options):
     """Read the NIR file ``path`` into a :class:`Network` (see :func:`import_graph`)."""
-    return import_graph(_read_file(path), **options)[0]
+    return import_graph(load_graph(path), **options)[0]
 
 
-def _read_file(path):
+def load_graph(path):
+    """Read the NIR file ``path`` as a ``nir.NIRGraph``; :class:`NIRError` if it cannot be."""
     nir = require_nir()
-
     label = os.fspath(path)
     if not os.path.isfile(label):
         raise NIRError(f"the NIR graph {label} does not exist or is not a file")

@@ -9,7 +9,9 @@ import pytest
 nir = pytest.importorskip("nir")
 
 from spikeforge.golden import network_from_parts, network_to_parts, read_bundle, run  # noqa: E402
-from spikeforge.nir import NIRError, export_graph, import_graph, read_graph, write_graph  # noqa: E402
+from spikeforge.nir import (  # noqa: E402
+    NIRError, export_graph, import_graph, read_graph, write_graph,
+)
 
 from nir_executor import execute  # noqa: E402
 
@@ -92,8 +94,8 @@ def test_edited_spikeforge_graph_refused(tmp_path):
     graph.nodes["conv2.neuron"].v_threshold += 1
     with pytest.raises(NIRError) as info:
         import_graph(graph)
-    assert str(info.value) == ("node 'conv2.neuron' does not match the graph's spikeforge metadata; the "
-                               "graph was changed after spikeforge wrote it")
+    assert str(info.value) == ("node 'conv2.neuron' does not match the graph's spikeforge "
+                               "metadata; the graph was changed after spikeforge wrote it")
 
 
 def test_options_on_a_spikeforge_graph_refused(tmp_path):
