@@ -21,7 +21,7 @@ from .common import (
     FORMAT, GRAPH_KEY, LAYER_KEY, NEURON_KEY, NIRError, layer_current_bounds, loads,
     membrane_bound, require_nir, saturation_free,
 )
-from .exporter import DT, export_graph, unroll_conv3d
+from .exporter import DT, export_graph
 from .foreign import ForeignReader
 
 __all__ = ["read_graph", "import_graph", "load_graph"]
