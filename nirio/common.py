@@ -15,6 +15,7 @@ __all__ = [
     "NEURON_KEY",
     "require_nir",
     "nir_array",
+    "as_array",
     "dumps",
     "loads",
     "membrane_bound",
@@ -53,6 +54,14 @@ def nir_array(values):
     values = np.asarray(values)
     wide = values.size and int(np.abs(values.astype(np.int64)).max()) > _FLOAT32_EXACT
     return values.astype(np.float64 if wide else np.float32)
+
+
+def as_array(values, dtype=np.float64):
+    """A node field as a NumPy array; snnTorch leaves torch tensors in the nodes it builds
+    (they become arrays only after ``nir.write`` and ``nir.read``)."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=dtype)
 
 
 def dumps(obj):

@@ -27,7 +27,7 @@ import numpy as np
 from spikeforge.golden.manifest import BIAS_BITS, MEMBRANE_BITS, WEIGHT_BITS
 from spikeforge.golden.network import int_range
 
-from .common import NIRError, require_nir
+from .common import NIRError, as_array, require_nir
 
 __all__ = ["ForeignReader"]
 
@@ -45,6 +45,10 @@ def _bits_for(values, low_bits):
                                and int(values.max()) <= int_range(bits)[1]):
         bits += 1
     return bits
+
+
+def _pair(value):
+    return [int(v) for v in np.broadcast_to(as_array(value), 2)]
 
 
 class ForeignReader:
@@ -73,7 +77,7 @@ class ForeignReader:
         return type(self.graph.nodes[node]).__name__
 
     def _uniform(self, node, field):
-        values = np.asarray(getattr(self.graph.nodes[node], field), dtype=np.float64)
+        values = as_array(getattr(self.graph.nodes[node], field))
         if values.size == 0 or np.any(values != values.flat[0]):
             self._fail(node, f"{field} differs between neurons; the contract has one value per "
                              f"layer")
@@ -158,8 +162,9 @@ class ForeignReader:
         if pools:
             if np.any(np.asarray(node.padding) != 0):
                 self._fail(name, f"{kind} pads its input; spikeforge pools do not pad")
-            entry.update(type="avgpool2d", kernel=[int(v) for v in np.asarray(node.kernel_size)],
-                         stride=[int(v) for v in np.asarray(node.stride)])
+            # An int kernel or stride means both axes (snnTorch writes ints).
+            entry.update(type="avgpool2d", kernel=_pair(node.kernel_size),
+                         stride=_pair(node.stride))
         else:
             entry.update(self._weights(name, entry["name"], kind))
         entry["out_shape"] = [int(v) for v in np.asarray(node.output_type["output"])]
@@ -167,8 +172,8 @@ class ForeignReader:
 
     def _weights(self, name, layer, kind):
         node = self.graph.nodes[name]
-        weight = np.asarray(node.weight, dtype=np.float64)
-        bias = np.asarray(getattr(node, "bias", np.zeros(weight.shape[0])), dtype=np.float64)
+        weight = as_array(node.weight)
+        bias = as_array(getattr(node, "bias", np.zeros(weight.shape[0])))
         fields = {}
         if kind == "Conv2d":
             if np.any(np.asarray(node.dilation) != 1) or int(node.groups) != 1:
@@ -178,8 +183,7 @@ class ForeignReader:
                                  f"padding; write the padding as integers")
             fields.update(type="conv2d", out_channels=int(weight.shape[0]),
                           kernel=[int(v) for v in weight.shape[2:]],
-                          stride=[int(v) for v in np.broadcast_to(node.stride, 2)],
-                          padding=[int(v) for v in np.broadcast_to(node.padding, 2)])
+                          stride=_pair(node.stride), padding=_pair(node.padding))
         else:
             fields.update(type="linear", out_features=int(weight.shape[0]))
         scale = 1.0

@@ -18,7 +18,7 @@ from spikeforge.golden.manifest import FORMAT_NAME, FORMAT_VERSION, MEMBRANE_BIT
 from spikeforge.golden.network import int_range
 
 from .common import (
-    FORMAT, GRAPH_KEY, LAYER_KEY, NEURON_KEY, NIRError, layer_current_bounds, loads,
+    FORMAT, GRAPH_KEY, LAYER_KEY, NEURON_KEY, NIRError, as_array, layer_current_bounds, loads,
     membrane_bound, require_nir, saturation_free,
 )
 from .exporter import DT, export_graph
@@ -138,12 +138,12 @@ def _from_spikeforge(graph):
             entry["neuron"] = loads(neuron.metadata[NEURON_KEY], f"node {name + '.neuron'!r}")
         kind = entry.get("type")
         if kind in ("conv2d", "linear", "conv3d"):
-            weight = np.asarray(node.weight)
+            weight = as_array(node.weight)
             if kind == "conv3d":
                 weight = _fold_back(weight, entry, shapes, entry.get("inputs", ["input"])[0])
             arrays[f"{name}.weight"] = _integers(weight, f"node {main!r}.weight", np.int8)
             if "bias_bits" in entry:
-                bias = np.asarray(node.bias)
+                bias = as_array(node.bias)
                 if kind == "conv3d":
                     bias = bias[::entry["out_shape"][1]]
                 arrays[f"{name}.bias"] = _integers(bias, f"node {main!r}.bias", np.int32)

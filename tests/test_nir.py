@@ -166,36 +166,93 @@ def test_independent_executor_reproduces_the_golden_model(tmp_path):
     np.testing.assert_array_equal(outputs[("v", "fc.neuron")], golden.traces["fc"].membrane)
 
 
+def zero_reset_conv3d_network(seed=0):
+    """conv3d (depth stride 2, padding 1 on every axis) -> conv3d -> fold to 2D -> conv2d ->
+    flatten -> linear membrane: the depth-unrolled Conv2d export on every corner."""
+    rng = np.random.default_rng(seed)
+    zero = {"reset": "zero"}
+    layers = [
+        {"name": "c1", "type": "conv3d", "out_channels": 3, "kernel": [3, 3, 3],
+         "stride": [2, 1, 1], "padding": [1, 1, 1], "weight_bits": 4, "bias_bits": 6,
+         "output": "spikes", "out_shape": [3, 3, 6, 6], "neuron": {"threshold": 40, **zero}},
+        {"name": "c2", "type": "conv3d", "out_channels": 4, "kernel": [2, 3, 3],
+         "stride": [1, 1, 1], "padding": [0, 0, 0], "weight_bits": 4, "output": "spikes",
+         "out_shape": [4, 2, 4, 4], "neuron": {"threshold": 4, **zero}},
+        {"name": "fold", "type": "flatten", "start_dim": 0, "end_dim": 1, "output": "spikes",
+         "out_shape": [8, 4, 4]},
+        {"name": "c3", "type": "conv2d", "out_channels": 2, "kernel": [3, 3], "stride": [1, 1],
+         "padding": [1, 1], "weight_bits": 4, "output": "spikes", "out_shape": [2, 4, 4],
+         "neuron": {"threshold": 3, **zero}},
+        {"name": "flat", "type": "flatten", "output": "spikes", "out_shape": [32]},
+        {"name": "fc", "type": "linear", "out_features": 3, "weight_bits": 4,
+         "output": "membrane", "out_shape": [3], "neuron": {}},
+    ]
+    arrays = {"c1.weight": rng.integers(-8, 8, (3, 1, 3, 3, 3), dtype=np.int8),
+              "c1.bias": rng.integers(-30, 30, 3).astype(np.int32),
+              "c2.weight": rng.integers(-3, 8, (4, 3, 2, 3, 3), dtype=np.int8),
+              "c3.weight": rng.integers(-3, 8, (2, 8, 3, 3), dtype=np.int8),
+              "fc.weight": rng.integers(-8, 8, (3, 32), dtype=np.int8)}
+    manifest = {"format": "spikeforge-bundle", "format_version": 1, "name": "zero_reset_3d",
+                "timesteps": 5, "membrane_bits": 24,
+                "input": {"shape": [1, 5, 6, 6], "bits": 4, "raw_min": 0.0, "raw_max": 1.0},
+                "layers": layers}
+    return network_from_parts(manifest, arrays)
+
+
+def test_independent_executor_reproduces_conv3d(tmp_path):
+    network = zero_reset_conv3d_network()
+    path = tmp_path / "zero3d.nir"
+    assert write_graph(network, path, strict=True)["exact"]
+    x = np.random.default_rng(2).integers(0, 16, (8, 1, 5, 6, 6))
+    golden = run(network, x, trace=True)
+    outputs = execute(nir.read(path), x, network.timesteps)
+    for layer in ("c1", "c2", "c3"):
+        expected = golden.traces[layer].spikes
+        assert expected.sum() > 0, f"{layer} never fires: the comparison would be vacuous"
+        # The export carries (C, D, H, W) maps folded as (C*D, H, W): same element order.
+        np.testing.assert_array_equal(outputs[f"{layer}.neuron"].reshape(expected.shape),
+                                      expected, err_msg=layer)
+    np.testing.assert_array_equal(outputs[("v", "fc.neuron")][-1], golden.output_membrane)
+    assert_same_network(network, read_graph(path))
+
+
 # --------------------------------------------------------------------------- snnTorch as producer
 
-def _snntorch_net(beta, seed=0):
+def _snntorch_net(beta, seed=0, pool=True):
+    """conv -> Leaky -> mean pool -> Leaky -> flatten -> linear -> Leaky (without ``pool``:
+    conv -> Leaky -> flatten -> linear -> Leaky), integer weights, per-neuron beta and
+    threshold tensors (scalars break snnTorch's export)."""
     torch = pytest.importorskip("torch")
     snn = pytest.importorskip("snntorch")
     torch.manual_seed(seed)
+
+    def leaky(shape, threshold, **options):
+        return snn.Leaky(beta=torch.full(shape, beta), threshold=torch.full(shape, threshold),
+                         init_hidden=True, reset_mechanism="zero", **options)
+
+    pooling = [torch.nn.AvgPool2d(2), leaky((3, 3, 3), 0.5)] if pool else []
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 3, 3, padding=1),
-        snn.Leaky(beta=torch.full((3, 6, 6), beta), threshold=torch.full((3, 6, 6), 5.0),
-                  init_hidden=True, reset_mechanism="zero"),
-        torch.nn.Flatten(),
-        torch.nn.Linear(108, 4),
-        snn.Leaky(beta=torch.full((4,), beta), threshold=torch.full((4,), 3.0),
-                  init_hidden=True, reset_mechanism="zero", output=True),
+        torch.nn.Conv2d(1, 3, 3, padding=1), leaky((3, 6, 6), 5.0), *pooling,
+        torch.nn.Flatten(), torch.nn.Linear(27 if pool else 108, 4),
+        leaky((4,), 3.0, output=True),
     )
     with torch.no_grad():
-        for module in (net[0], net[3]):
+        for module in (net[0], net[-2]):
             module.weight.copy_(torch.randint(-3, 4, module.weight.shape))
             module.bias.copy_(torch.randint(-2, 3, module.bias.shape))
     return torch, net
 
 
-def _export_snntorch(net, torch, path):
+def _export_snntorch(net, torch, path=None):
     from snntorch.export_nir import export_to_nir
 
     # export_to_nir divides by 1 - beta (inf at beta = 1) and calls a deprecated nirtorch
     # function; both warnings are snnTorch's, documented in docs/nir.md.
     with pytest.warns(Warning):
         graph = export_to_nir(net, torch.zeros(1, 1, 6, 6), ignore_dims=[0])
-    nir.write(path, graph)
+    if path is not None:
+        nir.write(path, graph)
+    return graph
 
 
 def test_snntorch_graph_imports_with_identical_spikes(tmp_path):
@@ -204,27 +261,40 @@ def test_snntorch_graph_imports_with_identical_spikes(tmp_path):
     _export_snntorch(net, torch, path)
     timesteps = 7
     network, report = import_graph(nir.read(path), timesteps=timesteps, input_bits=2)
+    assert [layer.type for layer in network.layers] == [
+        "conv2d", "avgpool2d", "flatten", "linear", "linear"]
     x = np.random.default_rng(3).integers(0, 4, (32, 1, 6, 6))
     golden = run(network, x, trace=True)
 
     import snntorch.utils
 
     snntorch.utils.reset(net)
-    hidden, out = [], []
+    steps = {0: [], 1: [], 3: []}     # golden layer index -> snnTorch spikes per step
     with torch.no_grad():
         inputs = torch.tensor(x, dtype=torch.float32)
         for _ in range(timesteps):
             s1 = net[1](net[0](inputs))
-            s2, _ = net[4](net[3](net[2](s1)))
-            hidden.append(s1.numpy())
-            out.append(s2.numpy())
-    conv, linear = network.layers[0].name, network.layers[2].name
-    assert np.sum(hidden) > 0 and np.sum(out) > 0, "no spikes: the comparison would be vacuous"
-    np.testing.assert_array_equal(golden.traces[conv].spikes, np.stack(hidden))
-    np.testing.assert_array_equal(golden.traces[linear].spikes, np.stack(out))
+            s2 = net[3](net[2](s1))
+            s3, _ = net[6](net[5](net[4](s2)))
+            for index, spikes in zip(steps, (s1, s2, s3)):
+                steps[index].append(spikes.numpy())
+    for index, spikes in steps.items():
+        layer = network.layers[index]
+        assert np.sum(spikes) > 0, f"{layer.name} never fires: the comparison would be vacuous"
+        np.testing.assert_array_equal(golden.traces[layer.name].spikes, np.stack(spikes),
+                                      err_msg=layer.name)
     # The appended counting layer's membrane is each output neuron's spike count.
-    np.testing.assert_array_equal(golden.output_membrane, np.stack(out).sum(axis=0))
+    np.testing.assert_array_equal(golden.output_membrane, np.stack(steps[3]).sum(axis=0))
     assert len(report["notes"]) == 1 and "counts its spikes" in report["notes"][0]
+
+
+def test_snntorch_graph_in_memory_reads_like_its_file(tmp_path):
+    torch, net = _snntorch_net(beta=1.0)
+    path = tmp_path / "snntorch.nir"
+    _export_snntorch(net, torch, path)
+    from_file, _ = import_graph(nir.read(path))
+    in_memory, _ = import_graph(_export_snntorch(net, torch))  # torch tensors in the nodes
+    assert_same_network(from_file, in_memory)
 
 
 def test_snntorch_leaky_beta_below_one_refused(tmp_path):
@@ -240,7 +310,8 @@ def test_snntorch_leaky_beta_below_one_refused(tmp_path):
 
 
 def test_snntorch_leaky_beta_below_one_approximated_on_request(tmp_path):
-    torch, net = _snntorch_net(beta=0.875)
+    # Without the mean pool: a mean into a leaking neuron does not fold (refused).
+    torch, net = _snntorch_net(beta=0.875, pool=False)
     path = tmp_path / "leaky.nir"
     _export_snntorch(net, torch, path)
     network, report = import_graph(nir.read(path), approximate_leak=True)
@@ -428,6 +499,15 @@ def test_average_pool_folds_into_a_following_if():
     network, _ = import_graph(_pool_graph(pool, after))
     # mean > 0.5 over a 2x2 window is a window count > 2: count >= 3.
     assert network.layers[1].type == "avgpool2d" and network.layers[1].neuron.threshold == 3
+
+
+def test_snntorch_mean_pool_into_a_leaky_neuron_refused(tmp_path):
+    torch, net = _snntorch_net(beta=0.875)
+    path = tmp_path / "leaky.nir"
+    _export_snntorch(net, torch, path)
+    assert refusal(nir.read(path), approximate_leak=True) == (
+        "node '2': AvgPool2d is a mean; it folds exactly only into a directly following IF "
+        "neuron (write SumPool2d)")
 
 
 def test_average_pool_not_into_an_if_refused():
