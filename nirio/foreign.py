@@ -11,7 +11,9 @@ step with weight one (``r * dt / tau = 1``, snnTorch's convention, so ``dt = tau
 * ``CubaLIF`` maps like ``LIF`` only when its synaptic filter is instantaneous (``w_in = 1``);
 * ``I(r=1)`` / ``LI`` feeding the ``Output`` are the non-spiking output layer; a spiking
   neuron feeding the ``Output`` gets an appended counting layer (identity weights), reported;
-* ``Conv2d`` / ``Affine`` / ``Linear`` / ``SumPool2d`` + a neuron are one layer;
+* ``Conv2d`` / ``Affine`` / ``Linear`` / ``SumPool2d`` + a neuron are one layer; ``Conv1d``
+  maps as a conv2d of kernel ``(1, k)`` on maps *lifted* from ``(C, L)`` to ``(C, 1, L)``
+  (the network input too, reported), until a ``Flatten`` ends them;
   ``SumPool2d`` + ``Threshold(0 <= t < 1)`` is a max-pool; ``AvgPool2d`` folds only into a
   directly following IF; ``Flatten`` is a flatten; ``Scale`` nodes and fan-in into a neuron
   are a residual add.
@@ -31,7 +33,7 @@ from .common import NIRError, as_array, require_nir
 
 __all__ = ["ForeignReader"]
 
-_SYNAPTIC = ("Conv2d", "Affine", "Linear", "SumPool2d", "AvgPool2d")
+_SYNAPTIC = ("Conv1d", "Conv2d", "Affine", "Linear", "SumPool2d", "AvgPool2d")
 _NEURONS = ("IF", "LIF", "CubaLIF", "I", "LI")
 #: The multiplicative leak an approximated decay is rounded to: ``(V * f) >> 16``.
 _APPROXIMATE_FRAC_BITS = 16
@@ -61,6 +63,7 @@ class ForeignReader:
         self.approximate_leak = approximate_leak
         self.layers, self.arrays, self.notes = [], {}, []
         self.value = {}       # node -> ("pixels"|"spikes"|"current"|"synapse", layer name)
+        self.lifted = set()   # nodes whose (C, L) NIR tensor is a (C, 1, L) contract map
         self.names = set()
         self.successors = {name: [] for name in graph.nodes}
         self.predecessors = {name: [] for name in graph.nodes}
@@ -125,6 +128,11 @@ class ForeignReader:
             raise NIRError(f"the graph has {len(inputs)} Input and {len(outputs)} Output nodes; "
                            f"spikeforge reads graphs with exactly one of each")
         shape = [int(v) for v in np.asarray(self.graph.nodes[inputs[0]].input_type["input"])]
+        if len(shape) == 2 and "Conv1d" in [self._type(t) for t in self.successors[inputs[0]]]:
+            self.lifted.add(inputs[0])
+            self.notes.append(f"the graph's ({shape[0]}, {shape[1]}) input is read as "
+                              f"({shape[0]}, 1, {shape[1]}): Conv1d maps as a conv2d")
+            shape = [shape[0], 1, shape[1]]
         self.input_shape = shape
         for name in self._order():
             kind = self._type(name)
@@ -153,11 +161,23 @@ class ForeignReader:
                              f"{' or '.join(kinds)} value")
         return sources[0]
 
+    def _lift(self, name, shape):
+        """The contract shape of node ``name``'s NIR ``shape`` (``(C, L)`` -> ``(C, 1, L)``)."""
+        shape = [int(v) for v in np.asarray(shape)]
+        if name in self.lifted:
+            return [shape[0], 1, *shape[1:]]
+        return shape
+
     def _synapse(self, name):
         kind = self._type(name)
         pools = kind in ("SumPool2d", "AvgPool2d")
         source = self._one_source(name, ("spikes",) if pools else ("pixels", "spikes"))
         node = self.graph.nodes[name]
+        if (kind == "Conv1d") != (source in self.lifted):
+            self._fail(name, f"{kind} reads a {'(C, L)' if source in self.lifted else 'non-1D'} "
+                             f"map; only Conv1d reads one, and it maps only on 1D maps")
+        if kind == "Conv1d":
+            self.lifted.add(name)
         entry = {"name": self._layer_name(name), "inputs": [self.value[source][1]]}
         if pools:
             if np.any(np.asarray(node.padding) != 0):
@@ -167,7 +187,7 @@ class ForeignReader:
                          stride=_pair(node.stride))
         else:
             entry.update(self._weights(name, entry["name"], kind))
-        entry["out_shape"] = [int(v) for v in np.asarray(node.output_type["output"])]
+        entry["out_shape"] = self._lift(name, node.output_type["output"])
         self.value[name] = ("synapse", entry)
 
     def _weights(self, name, layer, kind):
@@ -175,15 +195,19 @@ class ForeignReader:
         weight = as_array(node.weight)
         bias = as_array(getattr(node, "bias", np.zeros(weight.shape[0])))
         fields = {}
-        if kind == "Conv2d":
-            if np.any(np.asarray(node.dilation) != 1) or int(node.groups) != 1:
-                self._fail(name, "Conv2d with dilation or groups has no spikeforge layer")
+        if kind in ("Conv1d", "Conv2d"):
+            if np.any(as_array(node.dilation) != 1) or int(node.groups) != 1:
+                self._fail(name, f"{kind} with dilation or groups has no spikeforge layer")
             if isinstance(node.padding, str):
-                self._fail(name, f"Conv2d padding {node.padding!r} is not an explicit integer "
+                self._fail(name, f"{kind} padding {node.padding!r} is not an explicit integer "
                                  f"padding; write the padding as integers")
+            stride, padding = _pair(node.stride), _pair(node.padding)
+            if kind == "Conv1d":    # kernel (1, k) on (C, 1, L): no stride or padding on H
+                weight = weight[:, :, None, :]
+                stride, padding = [1, stride[0]], [0, padding[0]]
             fields.update(type="conv2d", out_channels=int(weight.shape[0]),
-                          kernel=[int(v) for v in weight.shape[2:]],
-                          stride=_pair(node.stride), padding=_pair(node.padding))
+                          kernel=[int(v) for v in weight.shape[2:]], stride=stride,
+                          padding=padding)
         else:
             fields.update(type="linear", out_features=int(weight.shape[0]))
         scale = 1.0
@@ -282,6 +306,8 @@ class ForeignReader:
                 self._fail(sources[0], "AvgPool2d is a mean; it folds exactly only into a "
                                        "directly following IF neuron (write SumPool2d)")
             entry.update(output="spikes" if spiking else "membrane", neuron=neuron)
+            if sources[0] in self.lifted:
+                self.lifted.add(name)
             self.layers.append(entry)
             self.value[name] = ("spikes" if spiking else "membrane", entry["name"])
             return
@@ -315,7 +341,11 @@ class ForeignReader:
             self._fail(name, "a neuron reading spikes or a current directly (not through a "
                              "synaptic node) must be a residual add of two or more inputs")
         neuron, spiking = self._neuron_fields(name, 1.0)
-        shape = [int(v) for v in np.asarray(self.graph.nodes[name].output_type["output"])]
+        if any(source in self.lifted or (self._type(source) == "Scale"
+                                         and self.predecessors[source][0] in self.lifted)
+               for source in sources):
+            self.lifted.add(name)
+        shape = self._lift(name, self.graph.nodes[name].output_type["output"])
         entry = {"name": self._layer_name(name), "type": "add", "inputs": inputs,
                  "scales": scales, "output": "spikes" if spiking else "membrane",
                  "out_shape": shape, "neuron": neuron}
@@ -323,7 +353,9 @@ class ForeignReader:
         self.value[name] = (entry["output"], entry["name"])
 
     def _scale(self, name):
-        self._one_source(name, ("spikes", "synapse"))
+        source = self._one_source(name, ("spikes", "synapse"))
+        if source in self.lifted:
+            self.lifted.add(name)
         scale = self._uniform(name, "scale")
         if scale != round(scale) or not int_range(16)[0] <= scale <= int_range(16)[1]:
             self._fail(name, f"the scale {scale!r} is not a 16-bit integer")
@@ -347,13 +379,18 @@ class ForeignReader:
     def _flatten(self, name):
         source = self._one_source(name, ("spikes",))
         node = self.graph.nodes[name]
-        rank = len(np.asarray(node.input_type["input"]))
-        start, end = int(node.start_dim), int(node.end_dim)
-        start, end = start % rank, end % rank
+        shape = [int(v) for v in np.asarray(node.input_type["input"])]
+        start, end = int(node.start_dim) % len(shape), int(node.end_dim) % len(shape)
+        if source in self.lifted:
+            # (C, L) -> (C, 1, L): NIR axis 0 stays 0, axis 1 becomes 2.
+            shape = [shape[0], 1, shape[1]]
+            start, end = (0 if start == 0 else 2), (0 if end == 0 else 2)
+        out_shape = [*shape[:start], int(np.prod(shape[start:end + 1])), *shape[end + 1:]]
+        if len(out_shape) == 3 and source in self.lifted:
+            self.lifted.add(name)
         entry = {"name": self._layer_name(name), "type": "flatten",
                  "inputs": [self.value[source][1]], "output": "spikes", "start_dim": start,
-                 "end_dim": end,
-                 "out_shape": [int(v) for v in np.asarray(node.output_type["output"])]}
+                 "end_dim": end, "out_shape": out_shape}
         self.layers.append(entry)
         self.value[name] = ("spikes", entry["name"])
 

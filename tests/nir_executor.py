@@ -7,7 +7,7 @@ predecessors' outputs of the same step (NIR fan-in), in topological order, so th
 be acyclic. Values are float64, exact for the integers of these tests.
 
 Node equations (the classes' docstrings in ``nir/ir/*.py``):
-``Affine y = W x + b``; ``Linear y = W x``; ``Scale y = s * x``; ``Conv2d`` PyTorch's
+``Affine y = W x + b``; ``Linear y = W x``; ``Scale y = s * x``; ``Conv1d`` / ``Conv2d`` PyTorch's
 cross-correlation with zero padding; ``SumPool2d`` window sum; ``Flatten`` per-sample axes;
 ``Threshold z = x > t``; ``I dv/dt = r I``; ``IF`` as ``I`` plus ``z = v > v_threshold``,
 ``v = v_reset`` where ``z``; ``LI tau dv/dt = v_leak - v + r I``; ``LIF`` as ``LI`` plus the
@@ -36,6 +36,19 @@ def _conv2d(x, node):
                             kx:kx + stride[1] * out_w:stride[1]]
             out += np.einsum("oc,nchw->nohw", weight[:, :, ky, kx], window)
     return out + np.asarray(node.bias, dtype=np.float64)[None, :, None, None]
+
+
+def _conv1d(x, node):
+    weight = np.asarray(node.weight, dtype=np.float64)
+    stride, padding = int(np.asarray(node.stride).flat[0]), int(np.asarray(node.padding).flat[0])
+    assert np.all(np.asarray(node.dilation) == 1) and int(node.groups) == 1
+    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding)))
+    length = (x.shape[2] + 2 * padding - weight.shape[2]) // stride + 1
+    out = np.zeros((x.shape[0], weight.shape[0], length))
+    for k in range(weight.shape[2]):
+        window = padded[:, :, k:k + stride * length:stride]
+        out += np.einsum("oc,ncl->nol", weight[:, :, k], window)
+    return out + np.asarray(node.bias, dtype=np.float64)[None, :, None]
 
 
 def _sumpool2d(x, node):
@@ -100,6 +113,8 @@ def execute(graph, x, steps, dt=1.0):
                 y = i @ np.asarray(node.weight, np.float64).T
             elif kind == "Scale":
                 y = i * np.asarray(node.scale, np.float64)
+            elif kind == "Conv1d":
+                y = _conv1d(i, node)
             elif kind == "Conv2d":
                 y = _conv2d(i, node)
             elif kind == "SumPool2d":

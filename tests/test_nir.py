@@ -320,6 +320,35 @@ def test_snntorch_leaky_beta_below_one_approximated_on_request(tmp_path):
             "minus infinity") in report["notes"]
 
 
+def test_conv1d_graph_maps_on_lifted_maps():
+    rng = np.random.default_rng(4)
+    nodes = {
+        "in": nir.Input(input_type={"input": np.array([2, 11])}),
+        "c1": nir.Conv1d(input_shape=11, weight=rng.integers(-3, 4, (3, 2, 3)).astype(np.float32),
+                         stride=2, padding=1, dilation=1, groups=1,
+                         bias=np.array([1, 0, -1], np.float32)),
+        "if1": nir.IF(r=np.ones((3, 6), np.float32), v_threshold=np.full((3, 6), 4, np.float32)),
+        "flat": nir.Flatten(input_type={"input": np.array([3, 6])}, start_dim=0, end_dim=-1),
+        "fc": nir.Affine(weight=rng.integers(-3, 4, (2, 18)).astype(np.float32),
+                         bias=np.zeros(2, np.float32)),
+        "v": nir.I(r=np.ones(2, np.float32)),
+        "out": nir.Output(output_type={"output": np.array([2])}),
+    }
+    names = list(nodes)
+    graph = nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])))
+    network, report = import_graph(graph, timesteps=5, input_bits=3)
+    assert network.input.shape == (2, 1, 11)
+    assert report["notes"] == ["the graph's (2, 11) input is read as (2, 1, 11): Conv1d maps as "
+                               "a conv2d"]
+    x = rng.integers(0, 8, (16, 2, 11))
+    golden = run(network, x[:, :, None, :], trace=True)
+    outputs = execute(graph, x, network.timesteps)
+    expected = golden.traces[network.layers[0].name].spikes
+    assert expected.sum() > 0, "no spikes: the comparison would be vacuous"
+    np.testing.assert_array_equal(outputs["if1"], expected[:, :, :, 0, :])
+    np.testing.assert_array_equal(outputs[("v", "v")][-1], golden.output_membrane)
+
+
 # --------------------------------------------------------------------------- hand-built graphs
 
 def tiny_graph(**changes):
