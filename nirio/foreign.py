@@ -38,6 +38,9 @@ _NEURONS = ("IF", "LIF", "CubaLIF", "I", "LI")
 #: The multiplicative leak an approximated decay is rounded to: ``(V * f) >> 16``.
 _APPROXIMATE_FRAC_BITS = 16
 _NAME_RE = re.compile(r"[^A-Za-z0-9_]")
+#: A scaled parameter this close to an integer counts as one: float32 parameters carry about
+#: seven significant digits, so a smaller residue is the storage's, not the network's.
+_EXACT_STEP = 1e-6
 
 
 def _bits_for(values, low_bits):
@@ -47,6 +50,22 @@ def _bits_for(values, low_bits):
                                and int(values.max()) <= int_range(bits)[1]):
         bits += 1
     return bits
+
+
+def _quantization_step(weight, bias, bits):
+    """``(step, largest rounding)`` putting ``weight`` on signed ``bits``-bit integers: the
+    finest step ``peak / m`` (``m <= 2**(bits-1) - 1``) that leaves every weight and bias an
+    integer (rounding 0), else ``peak / (2**(bits-1) - 1)`` with the rounding it costs."""
+    peak = float(np.abs(weight).max(initial=0)) or 1.0
+    top = int_range(bits)[1]
+    values = np.concatenate([weight.ravel(), bias.ravel()])
+    for levels in range(top, 0, -1):
+        step = peak / levels
+        error = float(np.abs(values / step - np.rint(values / step)).max(initial=0))
+        if error <= _EXACT_STEP:
+            return step, 0.0
+    step = peak / top
+    return step, float(np.abs(values / step - np.rint(values / step)).max(initial=0))
 
 
 def _pair(value):
@@ -211,19 +230,19 @@ class ForeignReader:
         else:
             fields.update(type="linear", out_features=int(weight.shape[0]))
         scale = 1.0
-        integral = np.all(np.isfinite(weight)) and np.all(weight == np.rint(weight)) \
-            and np.all(bias == np.rint(bias))
+        if not (np.all(np.isfinite(weight)) and np.all(np.isfinite(bias))):
+            self._fail(name, "the weights or the bias are not finite numbers")
+        integral = np.all(weight == np.rint(weight)) and np.all(bias == np.rint(bias))
         low, high = int_range(WEIGHT_BITS[1])
         if not integral or weight.min(initial=0) < low or weight.max(initial=0) > high:
             if self.weight_bits is None:
                 self._fail(name, "the weights are not integers within 8 signed bits; pass "
                                  "--weight-bits N to scale and round them (reported)")
-            peak = float(np.abs(weight).max(initial=0)) or 1.0
-            scale = peak / int_range(self.weight_bits)[1]
-            error = float(np.abs(weight / scale - np.rint(weight / scale)).max(initial=0))
-            self.notes.append(f"node {name!r}: weights and bias divided by {scale!r} and "
-                              f"rounded to the nearest integer (largest rounding "
-                              f"{error:.6g} of one step)")
+            scale, error = _quantization_step(weight, bias, self.weight_bits)
+            rounding = ("exactly, no rounding" if error == 0 else
+                        f"rounded to the nearest integer (largest rounding {error:.6g} of a step)")
+            self.notes.append(f"node {name!r}: weights, bias and threshold divided by the step "
+                              f"{scale!r}, {rounding}")
         weight, bias = np.rint(weight / scale), np.rint(bias / scale)
         bits = self.weight_bits or _bits_for(weight, WEIGHT_BITS[0])
         if bits > WEIGHT_BITS[1] or _bits_for(weight, WEIGHT_BITS[0]) > bits:

@@ -437,16 +437,37 @@ def test_non_integer_weights_refused():
                               "pass --weight-bits N to scale and round them (reported)")
 
 
-def test_non_integer_weights_scaled_with_weight_bits():
+def test_non_integer_weights_rounded_with_weight_bits():
     weight = np.array([[0.5, -0.25, 0.0], [0.125, 0.5, 0.3]], np.float32)
     graph = tiny_graph(fc2=nir.Affine(weight=weight, bias=np.zeros(2, np.float32)))
     network, report = import_graph(graph, weight_bits=4)
-    # 0.5 is the peak and 7 the largest 4-bit value: one step is 0.5 / 7.
+    # No step of the form 0.5 / m (m <= 7) makes 0.3 an integer: the step is 0.5 / 7.
     expected = np.rint(weight.astype(np.float64) * 7 / 0.5)
     np.testing.assert_array_equal(network.layer("fc2").weight, expected)
     assert network.layer("fc2").weight_bits == 4
     assert len(report["notes"]) == 1 and report["notes"][0].startswith(
-        "node 'fc2': weights and bias divided by")
+        "node 'fc2': weights, bias and threshold divided by the step 0.07142857142857142, "
+        "rounded to the nearest integer (largest rounding")
+
+
+def test_exactly_quantizable_weights_scaled_without_rounding():
+    """Half-integer weights and threshold: the step 0.5 keeps every spike."""
+    rng = np.random.default_rng(5)
+    ones = np.ones(3, np.float32)
+    weight = rng.integers(-6, 7, (3, 4)).astype(np.float32) / 2
+    weight[0, 0] = 3.0                          # the peak: step 3.0 / 6 = 0.5
+    graph = tiny_graph(fc1=nir.Affine(weight=weight, bias=np.array([0.5, 0, -1], np.float32)),
+                       if1=nir.IF(r=ones, v_threshold=ones * 2.25))
+    network, report = import_graph(graph, weight_bits=4, timesteps=6, input_bits=3)
+    assert report["notes"] == ["node 'fc1': weights, bias and threshold divided by the step 0.5, "
+                               "exactly, no rounding"]
+    assert network.layers[0].neuron.threshold == 5      # v > 2.25 is 0.5 * V > 2.25: V >= 5
+    x = rng.integers(0, 8, (64, 4))
+    golden = run(network, x, trace=True)
+    outputs = execute(graph, x, network.timesteps)
+    assert golden.traces[network.layers[0].name].spikes.sum() > 0
+    np.testing.assert_array_equal(outputs["if1"], golden.traces[network.layers[0].name].spikes)
+    np.testing.assert_array_equal(outputs[("v", "out_v")][-1], golden.output_membrane)
 
 
 def test_leaky_output_refused():
