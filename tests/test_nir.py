@@ -166,6 +166,42 @@ def test_independent_executor_reproduces_the_golden_model(tmp_path):
     np.testing.assert_array_equal(outputs[("v", "fc.neuron")], golden.traces["fc"].membrane)
 
 
+def _changed(network, **changes):
+    """``network`` with manifest fields replaced: ``membrane_bits=12``, ``c1={"neuron": ...}``."""
+    manifest, arrays = network_to_parts(network)
+    for key, value in changes.items():
+        if key in manifest:
+            manifest[key] = value
+        else:
+            next(entry for entry in manifest["layers"] if entry["name"] == key).update(value)
+    return network_from_parts(manifest, arrays)
+
+
+def test_reported_subtract_reset_really_differs_in_nir(tmp_path):
+    network = _changed(zero_reset_network(), c1={"neuron": {"threshold": 60,
+                                                            "reset": "subtract"}})
+    path = tmp_path / "subtract.nir"
+    report = write_graph(network, path)
+    notes = {entry["node"]: entry["notes"] for entry in report["nodes"]}
+    assert notes["c1.neuron"] == ["subtract reset has no NIR form; other NIR consumers will "
+                                  "reset to zero"]
+    x = np.random.default_rng(1).integers(0, 16, (12, 1, 8, 8))
+    outputs = execute(nir.read(path), x, network.timesteps)
+    assert not np.array_equal(outputs["c1.neuron"], run(network, x, trace=True).traces["c1"].spikes)
+
+
+def test_reported_saturation_bound():
+    network = _changed(zero_reset_network(), membrane_bits=12)
+    c1 = network.layer("c1")
+    # Largest |I| of the direct-encoded layer on 4-bit pixels, then T steps of it.
+    largest = int(np.abs(c1.weight.astype(np.int64)).sum(axis=(1, 2, 3)).max()) * 15 \
+        + int(np.abs(c1.bias).max())
+    _, report = export_graph(network)
+    notes = {entry["node"]: entry["notes"] for entry in report["nodes"]}
+    assert notes["c1.neuron"] == [f"the 12-bit membrane can saturate (|V| up to {6 * largest} "
+                                  f"in 6 steps); NIR membranes do not saturate"]
+
+
 def zero_reset_conv3d_network(seed=0):
     """conv3d (depth stride 2, padding 1 on every axis) -> conv3d -> fold to 2D -> conv2d ->
     flatten -> linear membrane: the depth-unrolled Conv2d export on every corner."""
