@@ -91,12 +91,16 @@ def _build(manifest, arrays):
                               arrays)
 
 
+#: The narrowest membrane an import chooses: the width of every shipped bundle.
+_MIN_MEMBRANE_BITS = 16
+
+
 def _membrane_bits(manifest, arrays):
-    """The narrowest membrane, at least the RTL's usual 16 bits, that no neuron can saturate
+    """The narrowest membrane, at least ``_MIN_MEMBRANE_BITS``, that no neuron can saturate
     and that holds every threshold: NIR membranes do not saturate."""
     draft = _build({**manifest, "membrane_bits": MEMBRANE_BITS[1]}, arrays)
     bounds = layer_current_bounds(draft.layers, (1 << draft.input.bits) - 1)
-    for bits in range(16, MEMBRANE_BITS[1] + 1):
+    for bits in range(_MIN_MEMBRANE_BITS, MEMBRANE_BITS[1] + 1):
         fits = all(
             saturation_free(membrane_bound(layer.neuron.initial_membrane, bounds[layer.name],
                                            draft.timesteps), bits)

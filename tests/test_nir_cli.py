@@ -89,6 +89,12 @@ def test_import_raw_range_order_refused(capsys, tmp_path):
                    "--raw-range 1 0 must have MAX greater than MIN")
 
 
+def test_import_too_many_timesteps_refused(capsys, tmp_path):
+    assert_refused(*call(capsys, "nir", "import", tmp_path / "g.nir", "--out", tmp_path / "b.sfb",
+                         "--timesteps", "1025"),
+                   "--timesteps 1025 is more than a bundle holds (1024)")
+
+
 def test_import_options_on_a_spikeforge_graph_refused(capsys, tmp_path):
     graph = tmp_path / "digits.nir"
     assert call(capsys, "nir", "export", "--out", graph)[0] == 0

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from spikeforge.golden import write_bundle
+from spikeforge.golden.manifest import TIMESTEPS
 
 from .cli import CLIError, _bundle_argument, _load_bundle, _positive_int, _weight_bits
 
@@ -87,6 +88,9 @@ def run(args):
 def _import(args):
     from spikeforge.nir import import_graph, load_graph
 
+    if args.timesteps is not None and args.timesteps > TIMESTEPS[1]:
+        raise CLIError(f"--timesteps {args.timesteps} is more than a bundle holds "
+                       f"({TIMESTEPS[1]})")
     if args.raw_range is not None and not args.raw_range[1] > args.raw_range[0]:
         raise CLIError(f"--raw-range {args.raw_range[0]:g} {args.raw_range[1]:g} must have "
                        f"MAX greater than MIN")
