@@ -192,9 +192,10 @@ class ForeignReader:
         pools = kind in ("SumPool2d", "AvgPool2d")
         source = self._one_source(name, ("spikes",) if pools else ("pixels", "spikes"))
         node = self.graph.nodes[name]
-        if (kind == "Conv1d") != (source in self.lifted):
-            self._fail(name, f"{kind} reads a {'(C, L)' if source in self.lifted else 'non-1D'} "
-                             f"map; only Conv1d reads one, and it maps only on 1D maps")
+        if kind == "Conv1d" and source not in self.lifted:
+            self._fail(name, "Conv1d maps only on (C, L) maps: the input or another Conv1d's")
+        if kind != "Conv1d" and source in self.lifted:
+            self._fail(name, f"{kind} reads a (C, L) map, which only Conv1d and Flatten read")
         if kind == "Conv1d":
             self.lifted.add(name)
         entry = {"name": self._layer_name(name), "inputs": [self.value[source][1]]}

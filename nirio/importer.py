@@ -42,7 +42,10 @@ def load_graph(path):
         return nir.read(label)
     except OSError as error:
         raise NIRError(f"{label} cannot be read as a NIR graph ({error})") from None
-    except (ValueError, KeyError, AssertionError, TypeError) as error:
+    except KeyError:    # h5py's message for a missing group is about its own internals
+        raise NIRError(f"{label} is not a valid NIR 1.0 graph (an entry NIR needs is missing)"
+                       ) from None
+    except (ValueError, AssertionError, TypeError) as error:
         raise NIRError(f"{label} is not a valid NIR 1.0 graph ({' '.join(str(error).split())})"
                        ) from None
 

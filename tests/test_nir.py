@@ -14,6 +14,7 @@ from spikeforge.nir import (  # noqa: E402
 )
 
 from nir_executor import execute  # noqa: E402
+from nir_graphs import pool_graph, tiny_graph  # noqa: E402
 
 MODELS = sorted((Path(__file__).resolve().parents[1] / "spikeforge" / "models").glob("*.sfb"))
 
@@ -387,24 +388,6 @@ def test_conv1d_graph_maps_on_lifted_maps():
 
 # --------------------------------------------------------------------------- hand-built graphs
 
-def tiny_graph(**changes):
-    """Input(4) -> Affine -> IF -> Affine -> I -> Output, integer parameters; ``changes``
-    replaces nodes by name."""
-    ones = np.ones(3, np.float32)
-    nodes = {
-        "in": nir.Input(input_type={"input": np.array([4])}),
-        "fc1": nir.Affine(weight=np.arange(12, dtype=np.float32).reshape(3, 4) - 6,
-                          bias=np.array([1, 0, -1], np.float32)),
-        "if1": nir.IF(r=ones, v_threshold=ones * 4, v_reset=ones * 0),
-        "fc2": nir.Affine(weight=np.eye(2, 3, dtype=np.float32), bias=np.zeros(2, np.float32)),
-        "out_v": nir.I(r=np.ones(2, np.float32)),
-        "out": nir.Output(output_type={"output": np.array([2])}),
-    }
-    nodes.update(changes)
-    edges = [("in", "fc1"), ("fc1", "if1"), ("if1", "fc2"), ("fc2", "out_v"), ("out_v", "out")]
-    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
-
-
 def refusal(graph, **options):
     with pytest.raises(NIRError) as info:
         import_graph(graph, **options)
@@ -544,35 +527,16 @@ def test_missing_output_refused():
 def test_same_padding_refused():
     sum_pool = nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
                              padding=np.array([0, 0]))
-    graph = _pool_graph(sum_pool, nir.Threshold(np.full((2, 2, 2), 0.5, np.float32)),
+    graph = pool_graph(sum_pool, nir.Threshold(np.full((2, 2, 2), 0.5, np.float32)),
                         padding="same")
     assert refusal(graph) == ("node 'conv': Conv2d padding 'same' is not an explicit integer "
                               "padding; write the padding as integers")
 
 
-def _pool_graph(pool, after, padding=1):
-    """Input(1,4,4) -> Conv2d -> IF -> ``pool`` -> ``after`` -> Flatten -> Affine -> I."""
-    shape = (2, 4, 4)
-    nodes = {
-        "in": nir.Input(input_type={"input": np.array([1, 4, 4])}),
-        "conv": nir.Conv2d(input_shape=(4, 4), weight=np.ones((2, 1, 3, 3), np.float32),
-                           stride=1, padding=padding, dilation=1, groups=1,
-                           bias=np.zeros(2, np.float32)),
-        "if1": nir.IF(r=np.ones(shape, np.float32), v_threshold=np.full(shape, 3, np.float32)),
-        "pool": pool, "after": after,
-        "flat": nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=0, end_dim=-1),
-        "fc": nir.Affine(weight=np.ones((3, 8), np.float32), bias=np.zeros(3, np.float32)),
-        "v": nir.I(r=np.ones(3, np.float32)),
-        "out": nir.Output(output_type={"output": np.array([3])}),
-    }
-    names = ["in", "conv", "if1", "pool", "after", "flat", "fc", "v", "out"]
-    return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), type_check=True)
-
-
 def test_sum_pool_and_threshold_is_a_max_pool():
     pool = nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
                          padding=np.array([0, 0]))
-    network, _ = import_graph(_pool_graph(pool, nir.Threshold(np.full((2, 2, 2), 0.5,
+    network, _ = import_graph(pool_graph(pool, nir.Threshold(np.full((2, 2, 2), 0.5,
                                                                       np.float32))))
     assert network.layers[1].type == "maxpool2d"
 
@@ -582,7 +546,7 @@ def test_average_pool_folds_into_a_following_if():
                          padding=np.array([0, 0]))
     after = nir.IF(r=np.ones((2, 2, 2), np.float32), v_threshold=np.full((2, 2, 2), 0.5,
                                                                          np.float32))
-    network, _ = import_graph(_pool_graph(pool, after))
+    network, _ = import_graph(pool_graph(pool, after))
     # mean > 0.5 over a 2x2 window is a window count > 2: count >= 3.
     assert network.layers[1].type == "avgpool2d" and network.layers[1].neuron.threshold == 3
 
@@ -599,6 +563,6 @@ def test_snntorch_mean_pool_into_a_leaky_neuron_refused(tmp_path):
 def test_average_pool_not_into_an_if_refused():
     pool = nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
                          padding=np.array([0, 0]))
-    assert refusal(_pool_graph(pool, nir.Threshold(np.full((2, 2, 2), 0.5, np.float32)))) == (
+    assert refusal(pool_graph(pool, nir.Threshold(np.full((2, 2, 2), 0.5, np.float32)))) == (
         "node 'after': Threshold maps only after a SumPool2d of spikes with 0 <= threshold < 1 "
         "(a max-pool)")
