@@ -1,13 +1,14 @@
 """``spikeforge build``: a ready-to-run Vivado project for a board design.
 
 ``--top standalone``: the platform's own flow. ``PynqZ2Platform().build(StandaloneBoard(...),
-do_build=False)`` gives the Verilog, the XDC (every pin from ``boards/pynq_z2.py``), the
+do_build=False)`` gives the Verilog (as hand-off Verilog-2005 without assertion cells,
+``boards/handoff.py``), the XDC (every pin from ``boards/pynq_z2.py``), the
 non-project Tcl (``create_project -part xc7z020clg400-1``, synthesis, implementation, reports,
 ``write_bitstream``) and ``build_<module>.sh``; the bundle and its first test images are
 baked into the bitstream.
 
-``--top ps``: the accelerator as a module for a Zynq block design: its Verilog
-(``spikeforge_ps.v``), the XDC of its status LEDs, ``block_design.tcl``
+``--top ps``: the accelerator as a module for a Zynq block design: its hand-off Verilog
+(``spikeforge_ps.v``, ``boards/handoff.py``), the XDC of its status LEDs, ``block_design.tcl``
 (``boards/block_design.py``: PS7, AXI DMA, interconnects, the accelerator; it writes
 ``spikeforge.bit`` and ``spikeforge.hwh``, a PYNQ overlay) and ``build.sh``, plus
 ``program.json``: the bundle's memory images for the PYNQ driver (``boards/driver.py``).
@@ -19,7 +20,8 @@ import json
 from pathlib import Path
 
 from ..boards.block_design import block_design_tcl, led_constraints
-from ..boards.designs import MODULE_NAMES, check_board, make_top, top_verilog
+from ..boards.designs import MODULE_NAMES, check_board, make_top
+from ..boards.handoff import handoff_plan, handoff_verilog
 from ..boards.program_image import BOARD_SIZES, design_hash, program_image
 from ..boards.standalone_board import StandaloneBoard
 
@@ -56,7 +58,7 @@ def build_project(*, board, top, config, network, bundle_path, out, images=None,
     if top == "standalone":
         demo = make_top(top, config=config, network=network, images=images)
         say(f"build: elaborating {module} ({config.pes} PEs) for the platform flow")
-        plan = platform_class().build(StandaloneBoard(demo), name=module, do_build=False)
+        plan = handoff_plan(platform_class, StandaloneBoard(demo), module)
         plan.extract(out)
         written.extend(out / name for name in sorted(plan.files))
         extra = {"images": len(images), "expected_predictions": demo.expected,
@@ -66,8 +68,7 @@ def build_project(*, board, top, config, network, bundle_path, out, images=None,
         component = make_top(top, config=config)
         image = program_image(network, config, BOARD_SIZES)  # refuses an unfit network first
         say(f"build: converting {module} ({config.pes} PEs) to Verilog")
-        module, text = top_verilog(top, component)
-        _write(out, f"{module}.v", text, written)
+        _write(out, f"{module}.v", handoff_verilog(component, module), written)
         _write(out, f"{module}.xdc", led_constraints(), written)
         _write(out, "block_design.tcl", block_design_tcl(
             module=module, verilog_file=f"{module}.v", xdc_file=f"{module}.xdc",
