@@ -86,8 +86,6 @@ def test_readme_says_how_to_get_onto_the_board(build):
 
 
 def test_notebook_runs_against_the_simulated_board(build, tmp_path, monkeypatch):
-    # jupyter_core warns (DeprecationWarning, an error here) unless told to use platformdirs.
-    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
     import nbformat
     from nbclient import NotebookClient
 
