@@ -4,7 +4,8 @@ There is no Vivado here, so the script runs in Python's Tcl interpreter (``tkint
 with every Vivado command it calls replaced by a stand-in that records what the command
 would build. The stand-in of ``apply_bd_automation`` follows Vivado's rule that an
 automation targets an interface pin that is not connected yet (a second automation on the
-same slave pin is not applicable, which is how a DMA channel ends up unmapped); any command
+same slave pin is not applicable and is recorded as refused, which is how a DMA channel
+ends up unmapped); any command
 without a stand-in stops the script (Tcl's "invalid command name"). The recorded graph is
 then checked against the design as intended (written out here, not read from
 ``boards/block_design.py``).
@@ -38,6 +39,7 @@ class VivadoStandIn:
         self.addressed = None  # slaves with an address, once assign_bd_address ran
         self.order = []        # commands in the order they ran
         self.copies = []       # (source, destination) of file copy
+        self.refused = []      # automations Vivado would not apply
         tcl.eval("rename file _tcl_file")
         tcl.eval("rename glob _tcl_glob")
         for name in ("create_project", "get_board_parts", "set_property", "add_files",
@@ -101,7 +103,8 @@ class VivadoStandIn:
         if options["-rule"] != "xilinx.com:bd_rule:axi4":
             return
         if target in self.connected:
-            raise tkinter.TclError(f"automation not applicable: {target} is already connected")
+            self.refused.append(f"axi4 automation on {target}: the pin is already connected")
+            return
         config = dict(zip(*[iter(self.tcl.splitlist(options["-config"]))] * 2))
         master, slave = ((config["Master"].lstrip("/"), target) if "Master" in config
                          else (target, config["Slave"].lstrip("/")))
@@ -168,6 +171,7 @@ def test_block_design_cells(design):
 
 def test_each_master_connected_once_and_hp0_shared(design):
     vivado, _ = design
+    assert vivado.refused == []
     assert vivado.axi == {"ps7/M_AXI_GP0": {"dma/S_AXI_LITE", "spikeforge_0/s_axi",
                                             "axi_intc_0/s_axi"},
                           "dma/M_AXI_MM2S": {"ps7/S_AXI_HP0"},
