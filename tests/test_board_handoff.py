@@ -6,6 +6,7 @@ installed) accept them. The PS top's ports carry the AXI interface attributes of
 AMBA role, each its own, and the clock its frequency.
 """
 
+import json
 import os
 import re
 import shutil
@@ -19,13 +20,13 @@ from amaranth.hdl import Const, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
-from spikeforge.boards.designs import board_config, make_top, top_verilog
+from board_cases import SMALL_BOARD
+from spikeforge.boards.designs import make_top, top_verilog
 from spikeforge.boards.handoff import handoff_verilog
 from spikeforge.tools.cli import main
 
 HERE = Path(__file__).parent
 MODULES = {"ps": "spikeforge_ps", "standalone": "spikeforge_standalone"}
-PES = 4
 
 # AXI4-Lite and AXI4-Stream signals by direction, as the AMBA specifications name them
 # (IHI 0022 section B1, IHI 0051): for a subordinate / receiver, "in" are its inputs.
@@ -38,11 +39,15 @@ STREAM = {"in": ["TDATA", "TKEEP", "TLAST", "TVALID"], "out": ["TREADY"]}
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """``{top: the hand-off .v file}`` written by ``spikeforge build``."""
+    """``{top: the hand-off .v file}`` written by ``spikeforge build`` for the small 4-PE
+    design (its memories are a fraction of the board default's, so Yosys reads it in
+    seconds rather than half a minute; the conversion is the same)."""
+    config = tmp_path_factory.mktemp("config") / "small.json"
+    config.write_text(json.dumps(SMALL_BOARD.to_json()))
     files = {}
     for top, module in MODULES.items():
         out = tmp_path_factory.mktemp(top)
-        assert main(["build", "--board", "pynq-z2", "--top", top, "--pes", str(PES),
+        assert main(["build", "--board", "pynq-z2", "--top", top, "--config", str(config),
                      "--out", str(out)]) == 0
         files[top] = out / f"{module}.v"
     return files
@@ -94,7 +99,7 @@ def test_handoff_compiles_in_icarus_2005(built, top, tmp_path):
 
 def test_simulation_verilog_keeps_its_assertions(built):
     # The RTL's Asserts (ping-pong bank exclusivity, ...) stay in what the co-simulation runs.
-    _, simulation = top_verilog("ps", make_top("ps", config=board_config("pynq-z2", pes=PES)))
+    _, simulation = top_verilog("ps", make_top("ps", config=SMALL_BOARD))
     assert re.search(r"\bassert\s*\(", simulation)
     for path in built.values():
         assert not re.search(r"\bassert\b|\$write|\$display", path.read_text()), path.name
