@@ -11,12 +11,16 @@ baked into the bitstream.
 (``spikeforge_ps.v``, ``boards/handoff.py``), the XDC of its status LEDs, ``block_design.tcl``
 (``boards/block_design.py``: PS7, AXI DMA, interconnects, the accelerator; it writes
 ``spikeforge.bit`` and ``spikeforge.hwh``, a PYNQ overlay) and ``build.sh``, plus
-``program.json``: the bundle's memory images for the PYNQ driver (``boards/driver.py``).
+``program.json``: the bundle's memory images for the PYNQ driver (``boards/driver.py``), and
+``overlay/``, the folder for the board (``boards/overlay.py``: driver package, program, test
+images, notebook, README).
 
-Both write ``manifest.json`` (board, top, config, sizes, design hash, bundle, files).
+Both write ``manifest.json`` (board, top, config, sizes, design hash, bundle with its path
+relative to the build folder, files).
 """
 
 import json
+import os
 from pathlib import Path
 
 from ..boards.block_design import block_design_tcl, led_constraints
@@ -25,6 +29,7 @@ from ..boards.handoff import handoff_plan, handoff_verilog
 from ..boards.overlay import overlay_files
 from ..boards.program_image import BOARD_SIZES, design_hash, program_image
 from ..boards.standalone_board import StandaloneBoard
+from .datasets import default_data_dir
 
 __all__ = ["build_project", "build_lines"]
 
@@ -101,7 +106,6 @@ def build_project(*, board, top, config, network, bundle_path, out, images=None,
                "cp spikeforge.bit spikeforge.hwh overlay/\n", written)
         (out / "build.sh").chmod(0o755)
         _write(out, "program.json", json.dumps(image) + "\n", written)
-        from .datasets import default_data_dir
         test_images, labels = _overlay_test_set(
             network, default_data_dir() if data_dir is None else data_dir)
         for name, content in overlay_files(
@@ -132,7 +136,6 @@ def build_project(*, board, top, config, network, bundle_path, out, images=None,
 def _relative(path, out):
     # Relative, so that the build folder can move with its bundle (os.path.relpath: the
     # bundle is usually outside the folder, e.g. ../models/digits.sfb).
-    import os
     return Path(os.path.relpath(Path(path).resolve(), Path(out).resolve())).as_posix()
 
 
