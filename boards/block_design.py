@@ -132,6 +132,7 @@ connect_bd_intf_net [get_bd_intf_pins {IP_NAME}/m_axis] [get_bd_intf_pins {DMA_N
 # GP0) whose irq output is IRQ_F2P[0], its inputs the DMA's two and the accelerator's.
 # The driver (boards/driver.py) polls and does not need them.
 set intc [create_bd_cell -type ip -vlnv xilinx.com:ip:axi_intc:4.1 {INTC_NAME}]
+# C_IRQ_CONNECTION 1: one irq output pin for the PS (not a MicroBlaze interrupt bus).
 set_property CONFIG.C_IRQ_CONNECTION {{1}} $intc
 apply_bd_automation -rule xilinx.com:bd_rule:axi4 \\
     -config {{Master "/ps7/M_AXI_GP0" Clk "Auto"}} [get_bd_intf_pins {INTC_NAME}/s_axi]
