@@ -11,24 +11,31 @@ overlay needs:
 * ``dma`` (axi_dma, simple mode, 32-bit streams): MM2S feeds the accelerator's ``s_axis``
   (images), S2MM takes its ``m_axis`` (result packets);
 * the AXI interconnects and the reset block that Vivado's connection automation adds;
-* ``spikeforge_0``: the accelerator, its ``irq`` and the DMA's two interrupts on
-  ``IRQ_F2P``, its ``leds`` on the board's LD0..LD3 (pins in ``<module>.xdc``).
+* ``axi_intc_0`` (axi_intc, on ``M_AXI_GP0``, its ``irq`` on ``IRQ_F2P[0]``, as PYNQ's
+  interrupt support expects): the DMA's two interrupts and the accelerator's ``irq``;
+* ``spikeforge_0``: the accelerator, its ``leds`` on the board's LD0..LD3 (pins in
+  ``<module>.xdc``).
 
 It then synthesises, implements and writes the bitstream and copies ``<overlay>.bit`` and
 ``<overlay>.hwh`` (same base name, as ``pynq.Overlay`` expects) next to the script. The
 script was written against the Vivado 2020.2+ Tcl interface and has not been run here (no
-Vivado); ``tests/test_board_build.py`` checks that it names every file it needs.
+Vivado); ``tests/test_board_build.py`` checks that it names every file it needs and
+``tests/test_board_block_design.py`` runs it under Tcl with recording stand-ins for the
+Vivado commands and checks the graph it builds.
 """
 
 from .pynq_z2 import PynqZ2Platform
 
-__all__ = ["block_design_tcl", "led_constraints", "OVERLAY_NAME", "IP_NAME", "DMA_NAME"]
+__all__ = ["block_design_tcl", "led_constraints", "OVERLAY_NAME", "IP_NAME", "DMA_NAME",
+           "INTC_NAME"]
 
 #: Base name of the overlay files (``spikeforge.bit``, ``spikeforge.hwh``).
 OVERLAY_NAME = "spikeforge"
 #: Cell names in the block design: how ``pynq.Overlay`` names the accelerator and the DMA.
 IP_NAME = "spikeforge_0"
 DMA_NAME = "dma"
+#: The AXI interrupt controller PYNQ expects on ``IRQ_F2P[0]``.
+INTC_NAME = "axi_intc_0"
 
 
 def led_constraints(port="leds", count=4):
@@ -108,23 +115,34 @@ apply_bd_automation -rule xilinx.com:bd_rule:axi4 \\
     -config {{Master "/ps7/M_AXI_GP0" Clk "Auto"}} [get_bd_intf_pins {DMA_NAME}/S_AXI_LITE]
 apply_bd_automation -rule xilinx.com:bd_rule:axi4 \\
     -config {{Master "/ps7/M_AXI_GP0" Clk "Auto"}} [get_bd_intf_pins {IP_NAME}/s_axi]
-# DMA memory traffic: both channels to S_AXI_HP0.
+# DMA memory traffic: both channels share S_AXI_HP0. The first automation targets the
+# (unconnected) HP0 slave; the second targets the S2MM master pin and names HP0 as its
+# slave, which makes the automation add S2MM to the same interconnect (targeting HP0 again
+# finds it already connected and can leave S2MM unmapped).
 apply_bd_automation -rule xilinx.com:bd_rule:axi4 \\
     -config {{Master "/{DMA_NAME}/M_AXI_MM2S" Clk "Auto"}} [get_bd_intf_pins ps7/S_AXI_HP0]
 apply_bd_automation -rule xilinx.com:bd_rule:axi4 \\
-    -config {{Master "/{DMA_NAME}/M_AXI_S2MM" Clk "Auto"}} [get_bd_intf_pins ps7/S_AXI_HP0]
+    -config {{Slave "/ps7/S_AXI_HP0" Clk "Auto"}} [get_bd_intf_pins {DMA_NAME}/M_AXI_S2MM]
 
 # Streams: images in, result packets out.
 connect_bd_intf_net [get_bd_intf_pins {DMA_NAME}/M_AXIS_MM2S] [get_bd_intf_pins {IP_NAME}/s_axis]
 connect_bd_intf_net [get_bd_intf_pins {IP_NAME}/m_axis] [get_bd_intf_pins {DMA_NAME}/S_AXIS_S2MM]
 
-# Interrupts: the DMA's two and the accelerator's, concatenated onto IRQ_F2P.
+# Interrupts the way PYNQ's Interrupt class finds them: an AXI interrupt controller (on
+# GP0) whose irq output is IRQ_F2P[0], its inputs the DMA's two and the accelerator's.
+# The driver (boards/driver.py) polls and does not need them.
+set intc [create_bd_cell -type ip -vlnv xilinx.com:ip:axi_intc:4.1 {INTC_NAME}]
+# C_IRQ_CONNECTION 1: one irq output pin for the PS (not a MicroBlaze interrupt bus).
+set_property CONFIG.C_IRQ_CONNECTION {{1}} $intc
+apply_bd_automation -rule xilinx.com:bd_rule:axi4 \\
+    -config {{Master "/ps7/M_AXI_GP0" Clk "Auto"}} [get_bd_intf_pins {INTC_NAME}/s_axi]
 set irqs [create_bd_cell -type ip -vlnv xilinx.com:ip:xlconcat:2.1 irq_concat]
 set_property CONFIG.NUM_PORTS {{3}} $irqs
 connect_bd_net [get_bd_pins {DMA_NAME}/mm2s_introut] [get_bd_pins irq_concat/In0]
 connect_bd_net [get_bd_pins {DMA_NAME}/s2mm_introut] [get_bd_pins irq_concat/In1]
 connect_bd_net [get_bd_pins {IP_NAME}/irq] [get_bd_pins irq_concat/In2]
-connect_bd_net [get_bd_pins irq_concat/dout] [get_bd_pins ps7/IRQ_F2P]
+connect_bd_net [get_bd_pins irq_concat/dout] [get_bd_pins {INTC_NAME}/intr]
+connect_bd_net [get_bd_pins {INTC_NAME}/irq] [get_bd_pins ps7/IRQ_F2P]
 
 # Status LEDs (constrained in {xdc_file}).
 create_bd_port -dir O -from 3 -to 0 leds

@@ -19,8 +19,10 @@ run.
 
 ``pynq`` is imported only when the driver opens an overlay itself; tests pass their own
 ``mmio``, ``dma`` and ``allocate`` (the same interfaces: ``mmio.read(offset)``,
-``mmio.write(offset, value)``, ``dma.sendchannel.transfer(buffer)``/``.wait()``, ``dma.
-recvchannel``..., ``allocate(shape=, dtype=)``). This module needs only NumPy.
+``mmio.write(offset, value)``, ``dma.sendchannel.transfer(buffer)``/``.idle``/``.wait()``,
+``dma.recvchannel``..., ``allocate(shape=, dtype=)``). This module needs only NumPy and
+``regmap.py`` (Python 3.8 syntax, as on PYNQ images): ``spikeforge build --top ps`` copies the
+two into its ``overlay/`` folder as a package of their own (``boards/overlay.py``).
 """
 
 import json
@@ -31,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from .regmap import (COUNTERS, CONTROL_START, IRQ_DONE, MAGIC, MODE_AUTO_START,
-                     MODE_STREAM_RESULTS, REGISTERS, STATUS_DONE, STATUS_ERROR, Memory,
-                     row_words)
+                     MODE_STREAM_RESULTS, REGISTERS, STATUS_BUSY, STATUS_DONE, STATUS_ERROR,
+                     STATUS_READOUT, Memory, row_words)
 
 __all__ = ["Accelerator", "RunResult", "DriverError", "IP_NAME", "DMA_NAME"]
 
@@ -86,7 +88,8 @@ class Accelerator:
         Stand-ins for the overlay's MMIO, its AXI DMA and ``pynq.allocate``; ``dma=None``
         with ``mmio`` given runs without DMA.
     timeout : float
-        Seconds to wait for a run.
+        Seconds a run may take, DMA transfers included: every wait polls against this
+        deadline and raises :class:`DriverError` with the register state (:meth:`state`).
 
     Raises
     ------
@@ -231,8 +234,13 @@ class Accelerator:
         self.write("MODE", MODE_AUTO_START | MODE_STREAM_RESULTS)
         self.dma.recvchannel.transfer(recv)
         self.dma.sendchannel.transfer(send)
-        self.dma.sendchannel.wait()
-        self.dma.recvchannel.wait()
+        # PYNQ's channel wait() spins without a timeout: poll idle (DMASR.Idle) against the
+        # deadline first, so that wait() returns at once and a lost packet raises.
+        deadline = time.monotonic() + self.timeout
+        for channel, what in ((self.dma.sendchannel, "the image transfer (DMA MM2S)"),
+                              (self.dma.recvchannel, "the result packet (DMA S2MM)")):
+            self._poll(lambda: channel.idle, what, deadline)
+            channel.wait()
         words = [int(w) for w in np.asarray(recv)]
         for buffer in (send, recv):
             if hasattr(buffer, "freebuffer"):
@@ -245,11 +253,32 @@ class Accelerator:
         self.write("MODE", 0)
         self._write_rows(Memory.PIXELS, [int(p) for p in pixels])
         self.write("CONTROL", CONTROL_START)
-        deadline = time.perf_counter() + self.timeout
-        while not self.read("STATUS") & STATUS_DONE:
-            if time.perf_counter() > deadline:
-                raise DriverError(f"the run did not finish within {self.timeout} s")
+        self._poll(lambda: self.read("STATUS") & STATUS_DONE, "the run",
+                   time.monotonic() + self.timeout)
         return self._read_membranes(), self.read("PREDICTION"), self.read("CYCLES")
+
+    def _poll(self, condition, what, deadline):
+        """Return once ``condition()`` is true; raise :class:`DriverError` naming the register
+        state when ``deadline`` (``time.monotonic()``) passes first."""
+        while not condition():
+            if time.monotonic() > deadline:
+                raise DriverError(f"{what} did not finish within {self.timeout} s "
+                                  f"({self.state()})")
+
+    def state(self):
+        """The accelerator's run state as one line: ``STATUS`` and its flags, ``MODE``,
+        ``CYCLES``, ``RUNS`` and, with a DMA, whether each channel is idle."""
+        status = self.read("STATUS")
+        flags = [name for name, bit in (("busy", STATUS_BUSY), ("done", STATUS_DONE),
+                                        ("readout", STATUS_READOUT), ("error", STATUS_ERROR))
+                 if status & bit]
+        line = (f"STATUS {status:#010x} [{' '.join(flags) or 'idle'}], MODE "
+                f"{self.read('MODE'):#x}, CYCLES {self.read('CYCLES')}, RUNS {self.read('RUNS')}")
+        if self.dma is not None:
+            for name in ("sendchannel", "recvchannel"):
+                idle = getattr(getattr(self.dma, name), "idle", None)
+                line += f", DMA {name} {'idle' if idle else 'not idle'}"
+        return line
 
     def _read_membranes(self):
         """The output membranes through ``MEM_RDATA`` (group rows, lanes unpacked)."""

@@ -1,7 +1,8 @@
 """The PS-attached top: the accelerator behind AXI4-Lite and AXI4-Stream, for a Zynq block design.
 
 Ports have the AMBA names Vivado's block designer and cocotbext-axi recognise, and carry
-``X_INTERFACE_INFO`` attributes so that the interfaces are unambiguous:
+``X_INTERFACE_INFO`` attributes so that the interfaces are unambiguous (write the hand-off
+Verilog with ``boards/handoff.py``: it keeps each port's attributes its own):
 
 * ``aclk``, ``aresetn`` (active-low, synchronous): the one clock domain;
 * ``s_axi_*``: AXI4-Lite subordinate, 32-bit data, ``ADDR_WIDTH``-bit byte addresses, the
@@ -111,8 +112,11 @@ class PSTop(wiring.Component):
                 getattr(self, f"{prefix}_{name}").attrs["X_INTERFACE_INFO"] = (
                     f"{_INTERFACES[prefix]} {prefix} {name.upper()}")
         self.aclk.attrs["X_INTERFACE_INFO"] = "xilinx.com:signal:clock:1.0 aclk CLK"
+        # FREQ_HZ: the frequency the design is timed for; the block design's FCLK_CLK0 must
+        # match it or validate_bd_design reports a frequency mismatch on the interfaces.
         self.aclk.attrs["X_INTERFACE_PARAMETER"] = (
-            "ASSOCIATED_BUSIF s_axi:s_axis:m_axis, ASSOCIATED_RESET aresetn")
+            "ASSOCIATED_BUSIF s_axi:s_axis:m_axis, ASSOCIATED_RESET aresetn, "
+            f"FREQ_HZ {round(self._config.clock_hz)}")
         self.aresetn.attrs["X_INTERFACE_INFO"] = "xilinx.com:signal:reset:1.0 aresetn RST"
         self.aresetn.attrs["X_INTERFACE_PARAMETER"] = "POLARITY ACTIVE_LOW"
         self.irq.attrs["X_INTERFACE_INFO"] = "xilinx.com:signal:interrupt:1.0 irq INTERRUPT"

@@ -3,11 +3,15 @@
 Started by ``tests/test_board_ps_cosim.py`` through ``cocotb_tools.runner``; the case (program
 image, images, golden expectations) comes as a JSON file named by ``SPIKEFORGE_BOARD_CASE``.
 cocotbext-axi plays the Zynq side: an AXI4-Lite manager (the PS's GP port) and an AXI4-Stream
-source and sink (the AXI DMA's MM2S and S2MM channels).
+source and sink (the AXI DMA's MM2S and S2MM channels). With ``SPIKEFORGE_PAUSE_SEED`` set,
+every AXI4-Lite channel and both streams pause at random (seeded): the manager's and the
+source's valid and the sink's ready drop on about :data:`PAUSE_PROBABILITY` of the cycles,
+so the design must hold its outputs under backpressure and accept bubbles.
 """
 
 import json
 import os
+import random
 
 import cocotb
 from cocotb.clock import Clock
@@ -19,6 +23,13 @@ from spikeforge.boards.regmap import (IRQ_DONE, MAGIC, MODE_AUTO_START, MODE_STR
                                       REGISTERS, STATUS_DONE, Memory)
 
 R = REGISTERS
+#: Chance that a paused channel idles on a cycle.
+PAUSE_PROBABILITY = 0.3
+
+
+def _pauses(rng):
+    while True:
+        yield rng.random() < PAUSE_PROBABILITY
 
 
 def _signed(word, bits=32):
@@ -35,6 +46,14 @@ class Host:
                                       dut.aresetn, reset_active_level=False)
         self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.aclk,
                                   dut.aresetn, reset_active_level=False)
+        seed = os.environ.get("SPIKEFORGE_PAUSE_SEED")
+        if seed is not None:
+            rng = random.Random(int(seed))
+            write, read = self.axil.write_if, self.axil.read_if
+            for channel in (write.aw_channel, write.w_channel, write.b_channel,
+                            read.ar_channel, read.r_channel, self.source, self.sink):
+                # One generator per channel, each seeded from the run's seed.
+                channel.set_pause_generator(_pauses(random.Random(rng.getrandbits(32))))
 
     async def read(self, name):
         return await self.axil.read_dword(R[name])

@@ -55,7 +55,14 @@ def test_build_ps(tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     assert sorted(manifest["files"]) == sorted(
         ["spikeforge_ps.v", "spikeforge_ps.xdc", "block_design.tcl", "build.sh",
-         "program.json", "manifest.json"])
+         "program.json", "manifest.json", "overlay/spikeforge_driver/__init__.py",
+         "overlay/spikeforge_driver/driver.py", "overlay/spikeforge_driver/regmap.py",
+         "overlay/program.json", "overlay/test_images.npz", "overlay/spikeforge.ipynb",
+         "overlay/README.md"])
+    # The bundle path is relative to the build folder, so the two can move together.
+    bundle = (out / manifest["bundle"]["path"]).resolve()
+    assert not Path(manifest["bundle"]["path"]).is_absolute() and bundle.is_file()
+    assert bundle.name == "digits_snn.sfb"
     for name in manifest["files"]:
         assert (out / name).is_file() and name in listing
     tcl = (out / "block_design.tcl").read_text()

@@ -3,6 +3,7 @@ offsets and the access sequence are proven on the RTL, without a board or pynq."
 
 import json
 
+import numpy as np
 import pytest
 
 from board_cases import SMALL_BOARD, SMALL_SIZES, digits, expectations
@@ -68,3 +69,52 @@ def test_driver_needs_an_overlay():
     with pytest.raises(DriverError, match=r"^Accelerator needs an overlay bitfile or an mmio "
                                           r"object$"):
         Accelerator()
+
+
+class _Registers:
+    """MMIO of an accelerator that accepts everything and never finishes a run."""
+
+    def __init__(self, program):
+        from spikeforge.boards.regmap import MAGIC, REGISTERS, STATUS_BUSY
+        self.offsets = REGISTERS
+        self.values = {REGISTERS["ID"]: MAGIC, REGISTERS["LANES"]: program["lanes"],
+                       REGISTERS["CONFIG_HASH"]: int(program["design_hash"], 16) & 0xFFFF_FFFF,
+                       REGISTERS["STATUS"]: STATUS_BUSY, REGISTERS["CYCLES"]: 1234}
+
+    def read(self, offset):
+        return self.values.get(offset, 0)
+
+    def write(self, offset, value):
+        if offset == self.offsets["MODE"]:
+            self.values[offset] = value
+
+
+class _StuckChannel:
+    """A DMA channel whose transfer never completes (PYNQ's wait() would spin forever)."""
+
+    idle = False
+
+    def transfer(self, buffer):
+        pass
+
+    def wait(self):
+        raise AssertionError("wait() before the channel is idle hangs on a board")
+
+
+class _StuckDMA:
+    def __init__(self):
+        self.sendchannel, self.recvchannel = _StuckChannel(), _StuckChannel()
+
+
+@pytest.mark.parametrize("dma", [_StuckDMA, None], ids=["dma", "mmio"])
+def test_driver_times_out_naming_the_register_state(case, dma):
+    _, images, program, _ = case
+    acc = Accelerator(program=program, mmio=_Registers(program),
+                      dma=dma and dma(), allocate=np.zeros, timeout=0.2)
+    what = "the image transfer (DMA MM2S)" if dma else "the run"
+    dma_state = ", DMA sendchannel not idle, DMA recvchannel not idle" if dma else ""
+    mode = "0x3" if dma else "0x0"
+    with pytest.raises(DriverError) as raised:
+        acc.run(images[0])
+    assert str(raised.value) == (f"{what} did not finish within 0.2 s (STATUS 0x00000001 "
+                                 f"[busy], MODE {mode}, CYCLES 1234, RUNS 0{dma_state})")

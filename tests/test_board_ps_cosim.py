@@ -4,7 +4,9 @@ A full inference per image: the network is loaded over AXI4-Lite, each image goe
 AXI4-Stream input (auto-start), the result packet comes out on the AXI4-Stream output and
 must hold the golden model's output membranes and prediction and the cycle model's cycle
 count; the interrupt, the status and counter registers and the per-layer spike counters are
-checked too (``tests/cocotb_board_ps.py``). The Verilator build is cached by the Verilog's
+checked too (``tests/cocotb_board_ps.py``). Every AXI channel pauses at random (cocotbext-axi
+pause generators, seeded with :data:`PAUSE_SEED`), so this holds under backpressure on
+AXI4-Lite and on both streams. The Verilator build is cached by the Verilog's
 hash (``boards/cache.py``), so only a changed design rebuilds.
 """
 
@@ -20,6 +22,8 @@ from spikeforge.boards.program_image import program_image
 from spikeforge.boards.ps_top import PSTop
 
 HERE = Path(__file__).parent
+#: Seed of the pause generators (a failure reproduces with the same seed).
+PAUSE_SEED = 20
 
 
 def test_full_inference_through_axi(tmp_path, monkeypatch):
@@ -40,4 +44,5 @@ def test_full_inference_through_axi(tmp_path, monkeypatch):
     runner.test(hdl_toplevel="spikeforge_ps", test_module="cocotb_board_ps",
                 build_dir=build_dir, test_dir=tmp_path,
                 extra_env={"SPIKEFORGE_BOARD_CASE": str(path),
+                           "SPIKEFORGE_PAUSE_SEED": str(PAUSE_SEED),
                            "COCOTB_LOG_LEVEL": "WARNING"})

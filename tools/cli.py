@@ -806,7 +806,7 @@ def _build(args):
     try:
         summary = build_project(board=args.board, top=args.top, design=design,
                                 network=network, bundle_path=path, out=args.out,
-                                images=images, progress=_log)
+                                images=images, progress=_log, data_dir=_data_dir(args.data_dir))
     except ProgramError as error:
         raise CLIError(str(error)) from None
     return json.dumps(summary, indent=2) if args.json else "\n".join(build_lines(summary))
