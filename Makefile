@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-stamp
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[train,test,bench,cosim]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[train,test,bench,cosim,report]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -21,6 +21,7 @@ from spikeforge.golden import BundleError, read_bundle
 
 from .datasets import DatasetError, default_data_dir
 from .evaluate import DATASETS, ShapeMismatch, default_bundle_path, load_test_set
+from .progress import Bar, LineBar, wanted
 
 __all__ = ["main", "build_parser", "CLIError"]
 
@@ -264,8 +265,8 @@ def build_parser():
                                "slow at 64 PEs) or the generated Verilog under cocotb "
                                "(default amaranth)")
     simulate.add_argument("--progress", action="store_true",
-                          help="report each finished image on stderr (default: when stderr "
-                               "is a terminal)")
+                          help="report each finished image on stderr as a line (default: a "
+                               "progress bar when stderr is a terminal, except with --json)")
     simulate.add_argument("--vcd", type=Path, metavar="DIR",
                           help="write a waveform DIR/imageN.vcd for each failing image")
     simulate.add_argument("--data-dir", type=Path, metavar="DIR",
@@ -503,18 +504,17 @@ def _train(args):
                                "next to the current directory and the repository); pass "
                                "--data-dir")
 
-    def log(line):
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-
+    log = LineBar("train", enabled=wanted())   # the log lines, and a bar over the epochs
     hsi = {k: v for k, v in (("split", args.split), ("train_fraction", args.train_fraction))
            if v is not None}
     if hsi and not args.preset.startswith("indian-pines"):
         raise CLIError(f"--split and --train-fraction apply to the hyperspectral presets, not "
                        f"to {args.preset}")
-    result = train_preset(args.preset, args.out, epochs=args.epochs, timesteps=args.timesteps,
-                          weight_bits=args.weight_bits, seed=args.seed, data_dir=data_dir,
-                          train_limit=args.train_limit, log=log, prune=prune, hsi=hsi or None)
+    with log:
+        result = train_preset(args.preset, args.out, epochs=args.epochs,
+                              timesteps=args.timesteps, weight_bits=args.weight_bits,
+                              seed=args.seed, data_dir=data_dir, train_limit=args.train_limit,
+                              log=log, prune=prune, hsi=hsi or None)
     pruned = ""
     if "pruning" in result.network.metadata:
         rounds = result.network.metadata["pruning"]["rounds"]
@@ -568,9 +568,11 @@ def _sweep_membrane(args):
         raise CLIError(f"the output folder {args.out_dir} does not exist")
     data_dir = None if dataset == "digits" else _data_dir(args.data_dir)
     try:
-        summary = membrane_sweep(network, dataset, args.bits, data_dir=data_dir,
-                                 limit=args.limit, calibration=args.calibration,
-                                 out_dir=args.out_dir, stem=path.stem)
+        with Bar(len(args.bits), "sweep", enabled=wanted(args.json), unit="width") as bar:
+            summary = membrane_sweep(network, dataset, args.bits, data_dir=data_dir,
+                                     limit=args.limit, calibration=args.calibration,
+                                     out_dir=args.out_dir, stem=path.stem,
+                                     progress=bar.counter())
     except ValueError as error:   # a width too narrow for an avg-pool neuron or a leak
         raise CLIError(str(error)) from None
     return json.dumps(summary, indent=2) if args.json else "\n".join(sweep_lines(summary))
@@ -590,15 +592,19 @@ def _simulate(args):
         raise CLIError(f"the waveform folder {args.vcd} does not exist")
     test = load_test_set(dataset, network, _data_dir(args.data_dir))
     count = min(args.images, test.x.shape[0])
+    bar = Bar(count, "simulate", enabled=wanted(args.json) and not args.progress, unit="image")
     try:
         summary = simulate(network, test.x[:count], test.y[:count], pes=args.pes,
                            first_layer=args.first_layer, simulator=args.simulator,
                            vcd_dir=args.vcd, bundle=path, dataset=dataset,
-                           progress=args.progress or sys.stderr.isatty())
+                           progress=args.progress or bar.enabled and (lambda result: bar.advance(
+                               note=f"image {result.image}: {result.cycles} cycles")))
     except ProgramError as error:
         raise CLIError(str(error)) from None
     except RuntimeError as error:  # sim.cosim.CosimError: a missing or failing simulator
         raise CLIError(str(error)) from None
+    finally:
+        bar.close()
     text = json.dumps(summary, indent=2) if args.json else "\n".join(simulate_lines(summary))
     return text, 1 if summary["failed"] else 0
 
@@ -645,8 +651,9 @@ def _regress(args):
     if not args.junit.parent.is_dir():
         raise CLIError(f"the folder {args.junit.parent} for the JUnit report does not exist")
     try:
-        summary = regress(args.suite, args.simulator, jobs=args.jobs, scheduler=args.scheduler,
-                          waves_dir=args.waves.resolve(), log=_log)
+        with LineBar("regress", enabled=wanted(args.json)) as log:
+            summary = regress(args.suite, args.simulator, jobs=args.jobs,
+                              scheduler=args.scheduler, waves_dir=args.waves.resolve(), log=log)
     except SimulatorUnavailable as error:
         raise CLIError(str(error)) from None
     except (OSError, TimeoutError) as error:
@@ -814,9 +821,10 @@ def _synth(args):
     from .synth import synth_design, synth_lines
 
     config, network, _, images = _board_design(args, need_network=args.top == "standalone")
-    try:
-        summary = synth_design(board=args.board, top=args.top, config=config,
-                               network=network, images=images, progress=_log)
+    try:   # the two stages after elaboration: Yosys starts, Yosys is done
+        with LineBar("synth", enabled=wanted(args.json), total=2, per_line=True) as log:
+            summary = synth_design(board=args.board, top=args.top, config=config,
+                                   network=network, images=images, progress=log)
     except (ProgramError, SynthError) as error:
         raise CLIError(str(error)) from None
     text = json.dumps(summary, indent=2) if args.json else "\n".join(synth_lines(summary))

@@ -12,15 +12,23 @@ compute or print on stdout.
 import re
 import sys
 
-from tqdm import tqdm
-
 __all__ = ["wanted", "Bar", "LineBar"]
 
 
+def _tqdm():
+    """tqdm's class, or ``None`` when the ``report`` extra is not installed (then no bars)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
 def wanted(json_mode=False, stream=None):
-    """True when a bar should be drawn: not ``--json`` and ``stream`` (stderr) is a TTY."""
+    """True when a bar should be drawn: not ``--json``, ``stream`` (stderr) is a TTY and
+    tqdm is installed."""
     stream = sys.stderr if stream is None else stream
-    return not json_mode and stream.isatty()
+    return not json_mode and stream.isatty() and _tqdm() is not None
 
 
 class Bar:
@@ -37,6 +45,9 @@ class Bar:
     """
 
     def __init__(self, total, desc, *, enabled, unit="it"):
+        tqdm = _tqdm() if enabled else None
+        if tqdm is None:
+            enabled, tqdm = False, _Inert
         # leave=False: a finished bar is erased, so only the command's own output remains.
         self._bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
                          disable=not enabled, dynamic_ncols=True)
@@ -72,6 +83,24 @@ class Bar:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _Inert:
+    """What a disabled bar holds: tqdm's interface, doing nothing (tqdm may be missing)."""
+
+    def __init__(self, total=None, **options):
+        self.total, self.n = total, 0
+
+    def update(self, count=1):
+        self.n += count
+
+    def reset(self, total=None):
+        self.total, self.n = total, 0
+
+    def set_postfix_str(self, *args, **kwargs):
+        pass
+
+    set_description_str = write = close = set_postfix_str
 
 
 #: ``"epoch 3/40"`` (training) or ``"[3/12]"`` (regress): the first ``done/total`` of a line.

@@ -23,6 +23,7 @@ stylesheet or font from the network.
 """
 
 import base64
+import importlib.util
 import json
 import time
 from dataclasses import replace
@@ -84,6 +85,9 @@ def run(args):
     from .progress import Bar, wanted
     from .simulate import design_for
 
+    if importlib.util.find_spec("matplotlib") is None:
+        raise CLIError("the report's figures need matplotlib, which is not installed; install "
+                       "it with pip install 'spikeforge[report]'")
     network, path = _load_bundle(args.bundle)
     dataset = args.dataset or network.dataset.get("name")
     if dataset not in DATASETS:
