@@ -504,7 +504,7 @@ def _train(args):
                                "next to the current directory and the repository); pass "
                                "--data-dir")
 
-    log = LineBar("train", enabled=wanted())   # the log lines, and a bar over the epochs
+    log = LineBar("train", enabled=wanted(), unit="epoch")   # the log lines, and a bar over the epochs
     hsi = {k: v for k, v in (("split", args.split), ("train_fraction", args.train_fraction))
            if v is not None}
     if hsi and not args.preset.startswith("indian-pines"):
@@ -651,7 +651,7 @@ def _regress(args):
     if not args.junit.parent.is_dir():
         raise CLIError(f"the folder {args.junit.parent} for the JUnit report does not exist")
     try:
-        with LineBar("regress", enabled=wanted(args.json)) as log:
+        with LineBar("regress", enabled=wanted(args.json), unit="case") as log:
             summary = regress(args.suite, args.simulator, jobs=args.jobs,
                               scheduler=args.scheduler, waves_dir=args.waves.resolve(), log=log)
     except SimulatorUnavailable as error:
@@ -822,7 +822,8 @@ def _synth(args):
 
     config, network, _, images = _board_design(args, need_network=args.top == "standalone")
     try:   # the two stages after elaboration: Yosys starts, Yosys is done
-        with LineBar("synth", enabled=wanted(args.json), total=2, per_line=True) as log:
+        with LineBar("synth", enabled=wanted(args.json), total=2, per_line=True,
+                     unit="stage") as log:
             summary = synth_design(board=args.board, top=args.top, config=config,
                                    network=network, images=images, progress=log)
     except (ProgramError, SynthError) as error:

@@ -115,8 +115,8 @@ class LineBar(Bar):
     themselves are written to stderr as before, above the bar when it is drawn.
     """
 
-    def __init__(self, desc, *, enabled, total=None, per_line=False):
-        super().__init__(total, desc, enabled=enabled)
+    def __init__(self, desc, *, enabled, total=None, per_line=False, unit="it"):
+        super().__init__(total, desc, enabled=enabled, unit=unit)
         self._per_line = per_line
 
     def __call__(self, text):
