@@ -504,13 +504,13 @@ def _train(args):
                                "next to the current directory and the repository); pass "
                                "--data-dir")
 
-    log = LineBar("train", enabled=wanted(), unit="epoch")   # the log lines, and a bar over the epochs
     hsi = {k: v for k, v in (("split", args.split), ("train_fraction", args.train_fraction))
            if v is not None}
     if hsi and not args.preset.startswith("indian-pines"):
         raise CLIError(f"--split and --train-fraction apply to the hyperspectral presets, not "
                        f"to {args.preset}")
-    with log:
+    # The log lines on stderr, with a bar over each phase's epochs on a terminal.
+    with LineBar("train", enabled=wanted(), unit="epoch") as log:
         result = train_preset(args.preset, args.out, epochs=args.epochs,
                               timesteps=args.timesteps, weight_bits=args.weight_bits,
                               seed=args.seed, data_dir=data_dir, train_limit=args.train_limit,

@@ -123,6 +123,8 @@ def run(args):
                               sweep=args.sweep_membrane, data_dir=data_dir, stage=bar.stage)
         bar.stage("report: figures")
         written = write_report(report, args.out)
+    except ValueError as error:   # the sweep: a membrane width too narrow for a leak or pool
+        raise CLIError(str(error)) from None
     finally:
         bar.close()
     return (f"wrote {args.out / 'index.html'} ({len(written)} figures, report.json) for "
