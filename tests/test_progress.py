@@ -19,7 +19,7 @@ SWEEP = ["sweep", "membrane", "--dataset", "digits", "--limit", "30", "--bits", 
 SIMULATE = ["simulate", "--dataset", "digits", "--images", "1", "--pes", "4"]
 
 
-def _run_on_terminal(argv):
+def _run_on_terminal(argv, env=None):
     """Run ``spikeforge argv`` with stderr on a pseudo-terminal; return (status, stdout,
     what the terminal showed)."""
     leader, follower = pty.openpty()
@@ -27,7 +27,7 @@ def _run_on_terminal(argv):
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     process = subprocess.Popen([sys.executable, "-m", "spikeforge.tools.cli", *argv],
                                stdout=subprocess.PIPE, stderr=follower, stdin=subprocess.DEVNULL,
-                               env={**os.environ, "COLUMNS": "100"})
+                               env={**(env or os.environ), "COLUMNS": "100"})
     os.close(follower)
     shown = bytearray()
     while True:
@@ -99,3 +99,15 @@ def test_disabled_bars_write_nothing_but_the_lines(capsys):
     with LineBar("synth", enabled=False, total=2, per_line=True) as log:
         log("synth: yosys")
     assert capsys.readouterr().err == "synth: yosys\n"
+
+
+def test_report_shows_its_stages_on_a_terminal_only(tmp_path):
+    argv = ["report", "--dataset", "digits", "--images", "2", "--rtl-images", "1", "--pes", "4"]
+    env = {**os.environ, "SPIKEFORGE_CACHE": str(tmp_path / "cache")}
+    status, out, shown = _run_on_terminal(argv + ["--out", str(tmp_path / "a")], env)
+    assert status == 0 and out.startswith(f"wrote {tmp_path / 'a' / 'index.html'}")
+    for stage in ("report: golden model", "report: RTL simulation", "report: figures"):
+        assert stage in shown, shown
+    piped = subprocess.run([sys.executable, "-m", "spikeforge.tools.cli", *argv, "--out",
+                            str(tmp_path / "b")], capture_output=True, text=True, env=env)
+    assert (piped.returncode, piped.stderr) == (0, "")
