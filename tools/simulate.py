@@ -63,7 +63,8 @@ def simulate(network, raw, labels, *, pes=64, first_layer="mac", simulator="amar
              vcd_dir=None, bundle=None, dataset=None, progress=False):
     """Run the first ``len(raw)`` raw test samples; return the summary dict.
 
-    ``progress`` writes one line per finished image to stderr (Amaranth simulator).
+    ``progress`` writes one line per finished image to stderr (Amaranth simulator); a
+    callable instead hears each finished image's ``sim.harness.ImageResult``.
 
     Raises
     ------
@@ -80,7 +81,9 @@ def simulate(network, raw, labels, *, pes=64, first_layer="mac", simulator="amar
     began = time.perf_counter()
 
     def report(result):
-        if progress:
+        if callable(progress):   # a progress bar's callback (tools/progress.py)
+            progress(result)
+        elif progress:
             state = "pass" if result.passed else "FAIL"
             sys.stderr.write(f"image {result.image}: {state}, {result.cycles} cycles "
                              f"({time.perf_counter() - began:.0f} s)\n")

@@ -58,7 +58,7 @@ def calibration_inputs(dataset, network, data_dir, count):
 
 
 def membrane_sweep(network, dataset, bits, *, data_dir=None, limit=None, calibration=256,
-                   batch_size=256, out_dir=None, stem=None):
+                   batch_size=256, out_dir=None, stem=None, progress=None):
     """Accuracy of ``network`` re-exported at each membrane width in ``bits``.
 
     Parameters
@@ -74,6 +74,8 @@ def membrane_sweep(network, dataset, bits, *, data_dir=None, limit=None, calibra
         Training images for the output layer's peak membrane (:func:`output_peak`).
     out_dir : path, optional
         Also write each narrowed bundle there as ``<stem>_m<B>.sfb``.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each width.
 
     Returns
     -------
@@ -100,6 +102,8 @@ def membrane_sweep(network, dataset, bits, *, data_dir=None, limit=None, calibra
             write_bundle(path, *network_to_parts(narrowed))
             row["bundle"] = str(path)
         rows.append(row)
+        if progress is not None:
+            progress(len(rows), len(bits))
     return {"bundle": network.name, "dataset": dataset, "test": test.description,
             "images": count, "timesteps": network.timesteps,
             "original_bits": network.membrane_bits, "original_accuracy": original.accuracy,
