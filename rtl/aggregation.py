@@ -10,17 +10,20 @@ and the row goes out with the written-back ``V`` and the spike bits.
 
 Pipeline
 --------
-Two register stages, named by the letter of their signals:
+Three register stages, named by the letter of their signals:
 
-* ``l_`` (leak and integrate): ``leak(V) + I`` at ``max(membrane_bits, psum_bits) + 1`` bits,
+* ``k_`` (leak): ``leak(V)`` and the row's current ``I``; the membrane RAM, the leak
+  multiplier and its runtime shift end here, so none of them shares a clock period with the
+  add (the longest path of the board design until this stage existed);
+* ``l_`` (integrate): ``leak(V) + I`` at ``max(membrane_bits, psum_bits) + 1`` bits,
   so the sum never wraps before it is saturated;
 * output registers (``o_stream.payload``): saturate, fire, reset.
 
 Each stage is a register slice (``ready = ~valid | ready of the next stage``): one row per
 cycle when the consumer is always ready, and a row is accepted on ``i_stream`` the same cycle
 a row leaves on ``o_stream`` when the pipeline is full. Latency: a row accepted at clock
-edge ``k`` is offered on ``o_stream`` right after edge ``k + 1``; ``N`` rows take
-``N + 1`` edges from the first input transfer to the last output transfer when nobody pauses.
+edge ``k`` is offered on ``o_stream`` right after edge ``k + 2``; ``N`` rows take
+``N + 2`` edges from the first input transfer to the last output transfer when nobody pauses.
 
 Leak
 ----
@@ -90,7 +93,7 @@ class AggregationCore(wiring.Component):
     """
 
     #: Clock edges from a row's input transfer to its earliest output transfer.
-    LATENCY = 2
+    LATENCY = 3
 
     def __init__(self, *, lanes, psum_bits, membrane_bits, addr_bits, leak_multiplier=False):
         _check_int(lanes, "Lane count", 1)
@@ -159,19 +162,30 @@ class AggregationCore(wiring.Component):
 
         # Register-slice handshakes: a stage takes a new row when it is empty or its row
         # leaves in the same cycle.
+        k_valid = Signal()
+        k_addr = Signal(self._addr_bits)
+        k_leaked = Signal(data.ArrayLayout(signed(bits), lanes))
+        k_current = Signal.like(i_row.current)
         l_valid = Signal()
         l_addr = Signal(self._addr_bits)
         l_sum = Signal(data.ArrayLayout(sum_shape, lanes))
         o_free = ~o_stream.valid | o_stream.ready
         l_free = ~l_valid | o_free
-        m.d.comb += i_stream.ready.eq(l_free)
+        k_free = ~k_valid | l_free
+        m.d.comb += i_stream.ready.eq(k_free)
 
-        # l_: leak and integrate at full width.
-        with m.If(l_free):
-            m.d.sync += [l_valid.eq(i_stream.valid), l_addr.eq(i_row.addr)]
+        # k_: leak.
+        with m.If(k_free):
+            m.d.sync += [k_valid.eq(i_stream.valid), k_addr.eq(i_row.addr),
+                         k_current.eq(i_row.current)]
             for lane in range(lanes):
-                leaked = self._leak(m, i_row.membrane[lane])
-                m.d.sync += l_sum[lane].eq(leaked + i_row.current[lane])
+                m.d.sync += k_leaked[lane].eq(self._leak(m, i_row.membrane[lane]))
+
+        # l_: integrate at full width.
+        with m.If(l_free):
+            m.d.sync += [l_valid.eq(k_valid), l_addr.eq(k_addr)]
+            for lane in range(lanes):
+                m.d.sync += l_sum[lane].eq(k_leaked[lane] + k_current[lane])
 
         # Saturation bounds of the network's width, shared by all lanes.
         high = Signal(signed(bits))

@@ -335,9 +335,9 @@ def test_sim_throughput(lanes):
     sim.run()
     assert received == expected
     first = inputs[0]
-    assert AggregationCore.LATENCY == 2
+    assert AggregationCore.LATENCY == 3
     assert inputs == list(range(first, first + count))
-    assert outputs == list(range(first + 2, first + 2 + count))
+    assert outputs == list(range(first + 3, first + 3 + count))
     assert outputs[-1] - inputs[0] == count + AggregationCore.LATENCY - 1
 
 
