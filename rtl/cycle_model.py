@@ -36,12 +36,13 @@ import numpy as np
 
 from .aggregation import AggregationCore
 from .pe_array import LATENCY as PE_LATENCY
-from .maxpool import scan_pool_cycles
+from .maxpool import scan_pool_timing
 from .pim_first_layer import pim_run_cycles
 from .reference_mac import run_cycles
 
-__all__ = ["event_taps", "chain_cycles", "program_mac_cycles", "predict_cycles",
-           "predict_from_golden"]
+__all__ = ["PREDICTED_COUNTERS", "event_taps", "chain_cycles", "program_mac_cycles",
+           "predict_cycles", "predict_counters", "predict_from_golden",
+           "counters_from_golden"]
 
 
 def _axis_taps(coord, kernel, stride, pad, out):
@@ -69,14 +70,33 @@ def chain_cycles(items):
     ``items`` lists ``(empty_words_before, taps)`` per event in scan order, then
     ``(empty_words_before, None)`` for the end marker.
     """
+    return _chain(items)[0]
+
+
+def _chain(items):
+    """``(F, PE busy cycles, scanner busy cycles)`` of one fill pass (:func:`chain_cycles`).
+
+    The scanner is busy from the cycle after its start to the marker's transfer (``x`` of
+    the marker). The PE array is busy in every cycle a tap or the marker is offered to it
+    (item ``e`` from cycle ``Q[e]`` on, one cycle per tap) and the two cycles after, while
+    the offered row is in its ``a_``/``s_`` stages; an event without taps offers nothing.
+    """
     x = 0
     p = q = e = -1
+    pe_busy, busy_until = 0, None  # busy cycles counted so far; last busy cycle
     for empty, taps in items:
         x = max(x + 1 + empty, p)
         p = max(x + 1, q)
         q = max(p + 1, e)
-        e = q + (1 if taps is None else max(1, taps))
-    return e + PE_LATENCY
+        offered = 1 if taps is None else taps
+        e = q + max(1, offered)
+        if offered:
+            first, last = q, q + offered - 1 + 2
+            if busy_until is not None and first <= busy_until:
+                first = busy_until + 1
+            pe_busy += max(0, last - first + 1)
+            busy_until = last if busy_until is None else max(busy_until, last)
+    return e + PE_LATENCY, pe_busy, x
 
 
 def _words(plane, lanes):
@@ -114,28 +134,39 @@ def _phase(fill, drain):
 
 def _fill(program, plan, row_of, spikes, step):
     """``F`` of one phase: the passes of every segment, on input timestep ``step``."""
+    return _fill_counts(program, plan, row_of, spikes, step)["fill"]
+
+
+def _fill_counts(program, plan, row_of, spikes, step):
+    """``F`` of one phase (``fill``) and the busy cycles of the PE array, the event scanner
+    and the first-layer block (``pe``, ``scanner``, ``mac``) in it."""
     lanes = program.config.pes
-    total = 0
+    counts = {"fill": 0, "pe": 0, "scanner": 0, "mac": 0}
     for segment in plan.segments:
         row = row_of(segment)
         if segment.kind == "mac":
             cost = program_mac_cycles(program, row) - 1
-            total += len(segment.passes) * (cost + 1)
+            counts["fill"] += len(segment.passes) * (cost + 1)
+            # Busy from the cycle after start through the done cycle.
+            counts["mac"] += len(segment.passes) * cost
             continue
         planes = np.asarray(spikes[segment.source][step]).reshape(segment.map)
         for _, _, d in segment.passes:
             if not 0 <= d < segment.map[1]:
-                total += 1
+                counts["fill"] += 1
                 continue
             plane = planes[:, d]
             if segment.kind == "pool":
                 params = {**row["geometry"], "groups": plan.groups}
                 words = [[(y, x)] * count for y, x, count in _words(plane, lanes)]
-                cost = scan_pool_cycles(plan.positions * plan.groups, words, params) - 1
+                cycles, scanned = scan_pool_timing(plan.positions * plan.groups, words, params)
+                cost = cycles - 1
             else:
-                cost = chain_cycles(_scan_items(segment, plane, lanes))
-            total += cost + 1
-    return total
+                cost, pe, scanned = _chain(_scan_items(segment, plane, lanes))
+                counts["pe"] += pe
+            counts["scanner"] += scanned
+            counts["fill"] += cost + 1
+    return counts
 
 
 def program_mac_cycles(program, row):
@@ -150,7 +181,20 @@ def program_mac_cycles(program, row):
 
 
 def predict_cycles(program, input_spikes):
-    """Cycles of one image.
+    """Cycles of one image (``predict_counters(...)["cycles"]``)."""
+    return predict_counters(program, input_spikes)["cycles"]
+
+
+#: The hardware counters :func:`predict_counters` predicts (``rtl.top.Top``'s names).
+PREDICTED_COUNTERS = ("cycles", "pe_busy_cycles", "aggregation_busy_cycles",
+                      "scanner_busy_cycles", "mac_busy_cycles")
+
+
+def predict_counters(program, input_spikes):
+    """Every counter of :data:`PREDICTED_COUNTERS` for one image, as ``Top`` counts them.
+
+    The sweep is busy ``D`` cycles per drain (from the cycle after its start through its
+    ``done`` cycle); the other blocks as :func:`_fill_counts` says.
 
     Parameters
     ----------
@@ -167,27 +211,43 @@ def predict_cycles(program, input_spikes):
             rows[id(segment)] = program.descriptors[base + number]["segment"]
     row_of = lambda segment: rows[id(segment)]  # noqa: E731 - a one-line lookup
     total = 1
+    busy = {"pe": 0, "scanner": 0, "mac": 0, "aggregation": 0}
+
+    def fill(plan, step, repeat=1):
+        counts = _fill_counts(program, plan, row_of, input_spikes, step)
+        for name in ("pe", "scanner", "mac"):
+            busy[name] += repeat * counts[name]
+        return counts["fill"]
+
     for plan in program.layers:
         total += 2
         if plan.pool:
-            total += 1 + sum(_phase(_fill(program, plan, row_of, input_spikes, t), 0)
-                             for t in range(timesteps))
+            total += 1 + sum(_phase(fill(plan, t), 0) for t in range(timesteps))
             continue
         drain = plan.positions + AggregationCore.LATENCY + 1
+        # Every group of a layer scans the same input: its fills are the same.
         if plan.direct:
-            group = _phase(_fill(program, plan, row_of, input_spikes, 0), 0)
+            group = _phase(fill(plan, 0, plan.groups), 0)
             group += timesteps * _phase(0, drain)
         else:
-            fills = [_fill(program, plan, row_of, input_spikes, t) for t in range(timesteps)]
+            fills = [fill(plan, t, plan.groups) for t in range(timesteps)]
             group = _phase(fills[0], 0) + sum(_phase(fills[k], drain)
                                               for k in range(1, timesteps))
             group += _phase(0, drain)
+        busy["aggregation"] += plan.groups * timesteps * drain
         total += plan.groups * (1 + group)
-    return total
+    return {"cycles": total, "pe_busy_cycles": busy["pe"],
+            "aggregation_busy_cycles": busy["aggregation"],
+            "scanner_busy_cycles": busy["scanner"], "mac_busy_cycles": busy["mac"]}
 
 
 def predict_from_golden(program, golden, index=0):
     """:func:`predict_cycles` for image ``index`` of a ``golden.run(..., trace=True)``."""
+    return counters_from_golden(program, golden, index)["cycles"]
+
+
+def counters_from_golden(program, golden, index=0):
+    """:func:`predict_counters` for image ``index`` of a ``golden.run(..., trace=True)``."""
     needed = {source for plan in program.layers for source in plan.sources}
     spikes = {name: golden.traces[name].spikes[:, index] for name in needed}
-    return predict_cycles(program, spikes)
+    return predict_counters(program, spikes)

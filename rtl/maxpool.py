@@ -53,7 +53,8 @@ from amaranth.utils import exact_log2
 from .interfaces import WordReadSignature, WordWriteSignature, event_layout
 from .tap_generator import STRIDE_BITS
 
-__all__ = ["MaxPoolPass", "pool_params_layout", "windows", "pass_cycles", "scan_pool_cycles"]
+__all__ = ["MaxPoolPass", "pool_params_layout", "windows", "pass_cycles", "pass_timing",
+           "scan_pool_cycles", "scan_pool_timing"]
 
 
 def pool_params_layout(*, coord_bits, word_addr_bits, group_bits):
@@ -84,6 +85,11 @@ def windows(y, x, params):
 def pass_cycles(words, offers, costs):
     """Exact cycles of a pass: ``offers[i]``/``costs[i]`` = ``o_i``/``d_i`` of the module
     docstring, the marker last. ``offers`` may be a callable ``(i, t_prev) -> o_i``."""
+    return pass_timing(words, offers, costs)[0]
+
+
+def pass_timing(words, offers, costs):
+    """``(cycles, t_n)``: :func:`pass_cycles` and the cycle the marker is transferred in."""
     run = 1 + words
     a = b = d = 0  # of the item before: q_ move, e_ move, emitter cycles
     t = None
@@ -93,7 +99,7 @@ def pass_cycles(words, offers, costs):
         a_next = max(t + 1, b)
         b = max(a_next + 1, b + d)
         a, d = a_next, cost
-    return b + 3
+    return b + 3, t
 
 
 def scan_pool_cycles(words, scan_words, params):
@@ -102,6 +108,13 @@ def scan_pool_cycles(words, scan_words, params):
     ``scan_words`` lists the scanned input words in order, each as the list of its events'
     ``(y, x)``; ``words`` is the pass's cleared word count.
     """
+    return scan_pool_timing(words, scan_words, params)[0]
+
+
+def scan_pool_timing(words, scan_words, params):
+    """``(cycles, t_n)`` of :func:`scan_pool_cycles`: ``t_n``, the cycle the scanner's marker
+    is transferred in, is also the scanner's busy cycles (busy from the cycle after
+    ``start``)."""
     costs, gaps, empty = [], [], 0
     for events in scan_words:
         if not events:
@@ -112,7 +125,7 @@ def scan_pool_cycles(words, scan_words, params):
             empty = 0
     costs.append(1)
     gaps.append(empty)
-    return pass_cycles(words, lambda i, t: 1 + gaps[i] + (0 if t is None else t), costs)
+    return pass_timing(words, lambda i, t: 1 + gaps[i] + (0 if t is None else t), costs)
 
 
 def _divmod(m, name, dividend, divisor):

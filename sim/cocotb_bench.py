@@ -35,7 +35,7 @@ from cocotb.triggers import FallingEdge, First, RisingEdge, Timer
 from ..golden import read_bundle
 from ..golden import run as golden_run
 from ..rtl.config import AcceleratorConfig
-from ..rtl.cycle_model import predict_from_golden
+from ..rtl.cycle_model import counters_from_golden
 from ..rtl.host_port import HostMemory, host_words
 from ..rtl.program import build_program
 from ..rtl.sequencer import descriptor_layout, descriptor_widths
@@ -159,7 +159,8 @@ async def run_job(dut):
     sizes = MemorySizes.from_json(job["sizes"])
     program = build_program(network, config, sizes)
     golden = golden_run(network, images, trace=True)
-    predicted = [predict_from_golden(program, golden, i) for i in range(len(images))]
+    predicted_counters = [counters_from_golden(program, golden, i) for i in range(len(images))]
+    predicted = [counters["cycles"] for counters in predicted_counters]
     checker = TraceChecker(program, sizes, golden)
     layout = descriptor_layout(**descriptor_widths(config, bias_depth=sizes.bias_depth,
                                                    max_layers=sizes.max_layers))
@@ -183,6 +184,7 @@ async def run_job(dut):
         cycles, words, done_cycle = await bench.run_image(bound, job.get("stop_cycle"))
         checking = time.perf_counter()
         result = {"image": number, "predicted_cycles": predicted[index],
+                  "predicted_counters": predicted_counters[index],
                   "expected_prediction": int(golden.predictions[index]), "records": len(words),
                   "run_seconds": checking - running}
         mismatch = checker.check_records(index, number, cycles, words)

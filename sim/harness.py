@@ -9,7 +9,7 @@ say which layer, timestep, channels and ``(y, x)`` it is. The first mismatch sto
 with :class:`Mismatch` (cycle, layer, timestep, neuron, expected, got); when a waveform path
 is given the image is run again on a fresh design with a VCD writer, up to the mismatch.
 After each image the output layer's final membranes and the prediction are compared, and the
-hardware cycle counter with the cycle model's prediction (reported, not enforced, here). A
+hardware counters with the cycle model's predictions (reported, not enforced, here). A
 max-pool layer has no neurons: its bitmap is checked through the rows of the layer that reads
 it.
 
@@ -24,7 +24,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from ..golden import run as golden_run
-from ..rtl.cycle_model import predict_from_golden
+from ..rtl.cycle_model import counters_from_golden
 from ..rtl.program import build_program
 from ..rtl.sizing import design_for, sizes_for
 from ..rtl.top import Top
@@ -95,6 +95,7 @@ class ImageResult:
     image: int
     cycles: int
     predicted_cycles: int
+    predicted_counters: dict
     counters: dict
     spike_counts: dict
     prediction: int
@@ -179,9 +180,10 @@ class Harness:
                         again.vcd = path
                         again.args = (again.describe(),)
                         mismatch = again
+                predicted = counters_from_golden(self.program, golden, index)
                 done.append(ImageResult(
-                    image=mismatch.image, cycles=None,
-                    predicted_cycles=predict_from_golden(self.program, golden, index),
+                    image=mismatch.image, cycles=None, predicted_cycles=predicted["cycles"],
+                    predicted_counters=predicted,
                     counters={}, spike_counts={}, prediction=None,
                     expected_prediction=int(golden.predictions[index]), output_membrane=[],
                     mismatch=mismatch))
@@ -340,8 +342,9 @@ class Harness:
         spike_counts = {p.name: int(ctx.get(top.spike_counts[i]))
                         for i, p in enumerate(program.layers) if not (p.output or p.pool)}
         prediction = int(np.argmax(output))
+        predicted = counters_from_golden(program, golden, index)
         return ImageResult(image=number, cycles=counters["cycles"],
-                           predicted_cycles=predict_from_golden(program, golden, index),
+                           predicted_cycles=predicted["cycles"], predicted_counters=predicted,
                            counters=counters, spike_counts=spike_counts, prediction=prediction,
                            expected_prediction=int(golden.predictions[index]),
                            output_membrane=output, membrane_writes=writes)

@@ -220,6 +220,11 @@ def run_case(case, simulator, *, waves_dir=None, build=None):
         elif row["cycles"] != row["predicted_cycles"]:
             failures.append(_failure(row["image"], f"{row['cycles']} cycles, the cycle model "
                                                    f"predicts {row['predicted_cycles']}"))
+        else:
+            failures.extend(_failure(row["image"], f"{name} {row['counters'][name]}, the cycle "
+                                                   f"model predicts {value}")
+                            for name, value in row["predicted_counters"].items()
+                            if row["counters"][name] != value)
     measured = [row["cycles"] for row in rows]
     cycles = None if None in measured else sum(measured)
     rate = None if cycles is None or seconds <= 0 else round(cycles / seconds)
@@ -240,6 +245,7 @@ def _amaranth(case, network, images, waves):
     results = harness.run_all(images, vcd_dir=waves)
     seconds = time.perf_counter() - began
     return [{"image": r.image, "cycles": r.cycles, "predicted_cycles": r.predicted_cycles,
+             "counters": r.counters, "predicted_counters": r.predicted_counters,
              "mismatch": None if r.mismatch is None else str(r.mismatch)} for r in results], \
         seconds
 
@@ -253,6 +259,8 @@ def _cosim(case, simulator, network, images, waves, build):
                          waves_dir=waves, waves_build=lambda: _build(simulator, case, True))
     rows = [{"image": row["image"], "cycles": row["cycles"],
              "predicted_cycles": row["predicted_cycles"],
+             "counters": row.get("counters", {}),
+             "predicted_counters": row["predicted_counters"],
              "mismatch": None if row["mismatch"] is None else str(row["mismatch"])}
             for row in summary["images"]]
     return rows, summary["simulated_seconds"]

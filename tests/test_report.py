@@ -25,10 +25,11 @@ def _run(argv, capsys):
 def _planted_synthesis(pes):
     """A made-up synthesis result stored where ``spikeforge synth --pes P`` caches its own
     (the numbers are this test's, so the report must show these and not compute any)."""
-    from spikeforge.boards.designs import board_config, make_top, top_verilog
+    from spikeforge.boards.designs import board_design, make_top, top_verilog
     from spikeforge.boards.synth import cache_entry
 
-    module, text = top_verilog("ps", make_top("ps", config=board_config("pynq-z2", pes)))
+    design = board_design("pynq-z2", pes)
+    module, text = top_verilog("ps", make_top("ps", config=design.config, sizes=design.sizes))
     resources = {"LUT": {"used": 5320, "available": 53200, "percent": 10.0},
                  "FF": {"used": 21280, "available": 106400, "percent": 20.0},
                  "BRAM": {"used": 42.0, "available": 140, "percent": 30.0},

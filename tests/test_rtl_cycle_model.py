@@ -6,6 +6,7 @@ padding, channel groups tiled over 4 and 16 PEs)."""
 import numpy as np
 import pytest
 
+from counter_checks import assert_counters_predicted
 from random_networks import random_input, random_network
 from spikeforge.golden import network_from_parts
 from spikeforge.rtl.config import AcceleratorConfig
@@ -62,4 +63,4 @@ def test_sim_equals_rtl(seed, template, pes):
     harness = Harness(network, AcceleratorConfig(pes=pes, **CONFIG))
     images = random_input(np.random.default_rng(seed), manifest, 2)
     results = harness.run(images)
-    assert [r.cycles for r in results] == [r.predicted_cycles for r in results]
+    assert_counters_predicted(results)

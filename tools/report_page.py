@@ -160,11 +160,11 @@ def _mean_causes(program, golden, count):
 
 def _resources(pes):
     """The cached ``spikeforge synth --pes P --json`` resources, or how to get them."""
-    from ..boards.designs import board_config, make_top, top_verilog
+    from ..boards.designs import board_design, make_top, top_verilog
     from ..boards.synth import SynthReport, cache_entry
 
-    config = board_config("pynq-z2", pes)
-    module, text = top_verilog("ps", make_top("ps", config=config))
+    design = board_design("pynq-z2", pes)
+    module, text = top_verilog("ps", make_top("ps", config=design.config, sizes=design.sizes))
     entry = cache_entry(text, module)
     command = f"spikeforge synth --board pynq-z2 --pes {pes}"
     if not entry.exists():
