@@ -35,6 +35,7 @@ __all__ = [
     "BundleError",
     "read_bundle",
     "write_bundle",
+    "write_atomically",
     "network_from_parts",
     "network_to_parts",
     "content_hash",
@@ -74,6 +75,26 @@ def _npy_bytes(array):
     return buffer.getvalue()
 
 
+def write_atomically(path, write, *, prefix, suffix=""):
+    """Write ``path`` by ``write(temporary path)`` into a temporary file beside it, then rename
+    it over ``path``: a failure leaves neither a partial file nor the temporary. The file gets
+    the mode a plain ``open()`` would give it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    os.close(handle)
+    try:
+        write(temporary)
+        # mkstemp creates the file private (0600); give it the mode a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
 def write_bundle(path, manifest, arrays=None):
     """Validate and write a bundle; return the validated :class:`Network`.
 
@@ -91,10 +112,8 @@ def write_bundle(path, manifest, arrays=None):
     network_from_parts(manifest, arrays)
     manifest["content_hash"] = content_hash(manifest, arrays)
 
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".bundle-", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
+    def write_zip(temporary):
+        with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as zf:
             entries = [(MANIFEST_NAME, json.dumps(manifest, indent=1, sort_keys=True).encode())]
             entries += [(f"{ARRAY_PREFIX}{name}.npy", _npy_bytes(arrays[name]))
                         for name in sorted(arrays)]
@@ -103,15 +122,8 @@ def write_bundle(path, manifest, arrays=None):
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
                 zf.writestr(info, data)
-        # mkstemp creates the file private (0600); give it the mode a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+
+    write_atomically(path, write_zip, prefix=".bundle-")
     return network_from_parts(manifest, arrays)
 
 

@@ -20,12 +20,10 @@ quantizer) is kept in spikeforge metadata, and :func:`export_graph` reports per 
 NIR's own semantics alone reproduce the golden model.
 """
 
-import os
-import tempfile
-
 import numpy as np
 
 from spikeforge.golden import network_to_parts
+from spikeforge.golden.bundle import write_atomically
 
 from .common import (
     FORMAT, GRAPH_KEY, LAYER_KEY, NEURON_KEY, NIRError, dumps, layer_current_bounds,
@@ -259,18 +257,6 @@ def write_graph(network, path, *, strict=False):
         first = next(entry for entry in report["nodes"] if entry["notes"])
         raise NIRError(f"{first['node']}: {first['notes'][0]}")
     nir = require_nir()
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".nir-", suffix=".nir", dir=directory)
-    os.close(handle)
-    try:
-        nir.write(temporary, graph)
-        # mkstemp creates the file private (0600); give it the mode a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    write_atomically(path, lambda temporary: nir.write(temporary, graph), prefix=".nir-",
+                     suffix=".nir")
     return report

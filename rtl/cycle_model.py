@@ -40,7 +40,8 @@ from .maxpool import scan_pool_timing
 from .pim_first_layer import pim_run_cycles
 from .reference_mac import run_cycles
 
-__all__ = ["PREDICTED_COUNTERS", "event_taps", "chain_cycles", "program_mac_cycles",
+__all__ = ["PREDICTED_COUNTERS", "event_taps", "chain_cycles", "segment_rows",
+           "program_mac_cycles",
            "predict_cycles", "predict_counters", "predict_from_golden",
            "counters_from_golden"]
 
@@ -169,6 +170,17 @@ def _fill_counts(program, plan, row_of, spikes, step):
     return counts
 
 
+def segment_rows(program):
+    """``row_of(segment)``: the descriptor table's segment row of each of ``program``'s
+    segments (what the sequencer loads for it)."""
+    rows = {}
+    for plan, desc in zip(program.layers, program.descriptors):
+        base = desc["layer"]["seg_base"]
+        for number, segment in enumerate(plan.segments):
+            rows[id(segment)] = program.descriptors[base + number]["segment"]
+    return lambda segment: rows[id(segment)]
+
+
 def program_mac_cycles(program, row):
     """Cycles of one run of the first-layer block on a segment row (``start`` to ``done``)."""
     config = program.config
@@ -204,12 +216,7 @@ def predict_counters(program, input_spikes):
         for every layer a segment scans (``plan.sources``).
     """
     timesteps = program.network.timesteps
-    rows = {}
-    for plan, desc in zip(program.layers, program.descriptors):
-        base = desc["layer"]["seg_base"]
-        for number, segment in enumerate(plan.segments):
-            rows[id(segment)] = program.descriptors[base + number]["segment"]
-    row_of = lambda segment: rows[id(segment)]  # noqa: E731 - a one-line lookup
+    row_of = segment_rows(program)
     total = 1
     busy = {"pe": 0, "scanner": 0, "mac": 0, "aggregation": 0}
 

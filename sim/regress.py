@@ -3,9 +3,11 @@
 A :class:`Case` is one network with seeded random images on one design (config and memory
 sizes). :func:`suite` declares the matrix of a suite:
 
-* ``quick`` (CI, part of ``make test``): the shipped digits bundle on an 8-PE design, and
-  four seeded random networks (conv and linear templates) on one small 4-PE design with wide
-  membranes, partial sums and a leak multiplier: two designs, so two simulator builds;
+* ``quick`` (CI, part of ``make test``): the shipped digits bundle on an 8-PE design, four
+  seeded random networks (conv and linear templates) on one small 4-PE design with wide
+  membranes, partial sums and a leak multiplier, and the shipped Indian Pines hybrid network
+  on the PYNQ-Z2 board design itself (:data:`QUICK_ON_BOARD`): three designs, so three
+  simulator builds;
 * ``full``: every shipped bundle x 8, 16 and 64 PEs x two width sets (the design of
   :func:`~spikeforge.rtl.sizing.design_for`, i.e. the board design where the bundle fits
   it, and a :func:`~spikeforge.rtl.sizing.fitted` design with 32-bit membranes and 48-bit
@@ -30,12 +32,17 @@ from ..golden import network_from_parts, read_bundle
 from ..rtl.config import AcceleratorConfig
 from .random_networks import random_input, random_network
 from ..rtl.program import build_program
-from ..rtl.sizing import MemorySizes, design_for, fitted, sizes_for
+from ..rtl.sizing import (DEFAULT_BOARD, MemorySizes, design_for, fitted, for_board,
+                          sizes_for)
 
 __all__ = ["SUITES", "Case", "CaseResult", "suite", "shipped_bundles", "run_case",
            "run_suite"]
 
 SUITES = ("quick", "full")
+#: The shipped bundle the quick suite runs on the board design (64 PEs), so that a change
+#: that breaks a real network on the design users build cannot land green. (The MNIST
+#: bundles do not fit the board design yet.)
+QUICK_ON_BOARD = "indian_pines_hybrid"
 _WIDTHS = {"w16": {}, "w32": {"membrane_bits": 32, "psum_bits": 48}}
 #: The design the random networks run on (small maps, every feature switched on).
 _RANDOM_DESIGN = {"membrane_bits": 32, "psum_bits": 48, "leak_multiplier": True,
@@ -174,6 +181,15 @@ def suite(name):
                 cases.append(Case(case_name, str(path), 0, None, config, sizes, images))
     for pes, count, count_images in random:
         cases.extend(_random_cases(pes, count, count_images, skipped))
+    if name == "quick":
+        path = next(p for p in shipped_bundles() if p.stem == QUICK_ON_BOARD)
+        board = for_board(DEFAULT_BOARD)
+        design = design_for(read_bundle(path), pes=board.config.pes)
+        if design != board:
+            raise ValueError(f"the quick suite's {QUICK_ON_BOARD} no longer fits the "
+                             f"{DEFAULT_BOARD} design")
+        cases.append(Case(f"{QUICK_ON_BOARD}-{DEFAULT_BOARD}", str(path), 0, None,
+                          design.config, design.sizes, 2))
     return cases, skipped
 
 

@@ -12,6 +12,7 @@ import dask
 import pytest
 
 from spikeforge.rtl.host_port import MembraneFault
+from spikeforge.rtl.sizing import BOARD_DESIGNS, Design
 from spikeforge.sim import regress as regress_module
 from spikeforge.sim.harness import Harness, Mismatch
 from spikeforge.sim.regress import run_case, shipped_bundles, suite
@@ -33,8 +34,11 @@ def test_quick_matrix(quick):
     assert skipped == []
     assert [case.name for case in cases][0] == "digits_snn-pes8-w16"
     assert sum(1 for case in cases if case.bundle is None) == 4
-    assert len({case.design for case in cases}) == 2  # two builds for the whole suite
-    assert {case.config.pes for case in cases} == {8, 4}
+    assert len({case.design for case in cases}) == 3  # three builds for the whole suite
+    assert {case.config.pes for case in cases} == {8, 4, 64}
+    # A shipped network on the board design every other command builds for it.
+    board, = [case for case in cases if case.name == "indian_pines_hybrid-pynq-z2"]
+    assert Design(board.config, board.sizes) == BOARD_DESIGNS["pynq-z2"]
 
 
 def test_full_matrix():
@@ -62,7 +66,7 @@ def test_cli_quick_suite(tmp_path, capsys):
     assert status == 0, err
     report = json.loads(out)
     assert list(report) == ["cases"]
-    assert len(report["cases"]) == 5
+    assert len(report["cases"]) == 6
     for case in report["cases"]:
         assert set(case) == JSON_KEYS
         assert case["simulator"] == "verilator"
@@ -70,10 +74,10 @@ def test_cli_quick_suite(tmp_path, capsys):
         assert case["cycles"] == case["predicted_cycles"] > 0
         assert case["cycles_per_second"] > 0
     assert "Dask local cluster: 2 workers" in err
-    assert "[5/5]" in err
+    assert "[6/6]" in err
     root = ElementTree.parse(junit).getroot()
     suite_element = root.find("testsuite")
-    assert (suite_element.get("tests"), suite_element.get("failures")) == ("5", "0")
+    assert (suite_element.get("tests"), suite_element.get("failures")) == ("6", "0")
     assert [c.get("name") for c in suite_element.iter("testcase")] == [
         c["name"] for c in report["cases"]]
     assert not (tmp_path / "waves").exists()  # nothing failed, no waveform

@@ -24,7 +24,7 @@ D``); the other side's work is hidden under it and costs nothing.
 from types import SimpleNamespace
 
 from ..rtl.aggregation import AggregationCore
-from ..rtl.cycle_model import _fill, _phase, predict_cycles
+from ..rtl.cycle_model import _fill, _phase, predict_cycles, segment_rows
 
 __all__ = ["CAUSES", "cycle_causes"]
 
@@ -80,14 +80,7 @@ def cycle_causes(program, input_spikes):
         The parts do not add up to ``predict_cycles`` (the schedule here is out of date).
     """
     timesteps = program.network.timesteps
-    rows = {}
-    for plan, desc in zip(program.layers, program.descriptors):
-        base = desc["layer"]["seg_base"]
-        for number, segment in enumerate(plan.segments):
-            rows[id(segment)] = program.descriptors[base + number]["segment"]
-
-    def row_of(segment):
-        return rows[id(segment)]
+    row_of = segment_rows(program)
 
     nothing = {"first_layer": 0, "scan": 0}
     layers = []
