@@ -248,7 +248,11 @@ def build_parser():
         description="Run the accelerator RTL in the Amaranth simulator on the first N test "
                     "images, checking every membrane write and spike against the golden "
                     "model as it happens; print per image pass/fail, the hardware cycle "
-                    "counter and the cycle model's prediction. Exit status 1 on any mismatch "
+                    "counter and the cycle model's prediction (every busy counter is "
+                    "compared too). The design is the PYNQ-Z2 board design (with --pes PEs "
+                    "and --first-layer) whenever the bundle fits it, the same one build "
+                    "and synth emit; otherwise the default design grown to the network, "
+                    "which is not a design for the chip. Exit status 1 on any mismatch "
                     "(or cycle-model disagreement).")
     _bundle_argument(simulate)
     simulate.add_argument("--dataset", choices=DATASETS,
@@ -334,9 +338,10 @@ def _add_verilog_commands(commands, bench_commands):
         description="Write SOURCE's accelerator as Verilog (amaranth.back.verilog), a JSON "
                     "manifest (config, memory sizes, ports, host memory map) and, for a "
                     "bundle, the $readmemh images of its weight, bias and descriptor memories. "
-                    "SOURCE is a bundle (.sfb: the design is sized to fit it), an accelerator "
-                    "config JSON or a manifest.json from an earlier run. The same SOURCE gives "
-                    "byte-identical files.")
+                    "SOURCE is a bundle (.sfb: the PYNQ-Z2 board design when the bundle fits "
+                    "it, as simulate and build use, else a design sized to fit it), an "
+                    "accelerator config JSON or a manifest.json from an earlier run. The same "
+                    "SOURCE gives byte-identical files.")
     generate.add_argument("source", type=Path, nargs="?", metavar="SOURCE",
                           help="bundle (.sfb), accelerator config or design manifest (JSON); "
                                "default: the shipped digits model")
