@@ -3,7 +3,8 @@
 #               shipped digits SNN and print its accuracy, then run the RTL on 20 test images
 #               against the golden model (every membrane write and spike, and the cycle model),
 #               then write the model's HTML report and print its path (build/report/index.html)
-#   make test   same set-up, then the whole test suite (warnings are errors)
+#   make test   same set-up, then the linter (ruff) and the whole test suite (warnings are
+#               errors)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -24,6 +25,7 @@ demo: $(STAMP)
 	$(VENV)/bin/spikeforge report --dataset digits --out build/report
 
 test: $(STAMP)
+	$(PY) -m ruff check --quiet .
 	$(PY) -m pytest
 
 bench: $(STAMP)

@@ -283,7 +283,6 @@ class ForeignReader:
     def _neuron_fields(self, name, scale):
         """``(neuron json, spiking)`` of a neuron node, the current divided by ``scale``."""
         kind = self._type(name)
-        node = self.graph.nodes[name]
         if kind in ("IF", "I"):
             r = self._uniform(name, "r")
             if r != 1:

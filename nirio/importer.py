@@ -86,7 +86,7 @@ def import_graph(graph, *, timesteps=None, input_bits=None, raw_range=None, weig
 
 def _build(manifest, arrays):
     try:
-        network = network_from_parts(manifest, arrays)
+        network_from_parts(manifest, arrays)  # validates; the hashed one is returned below
     except BundleError as error:
         raise NIRError(f"the graph gives an invalid spikeforge network: {error}") from None
     # The same hash write_bundle would give, so a read graph compares like a read bundle.

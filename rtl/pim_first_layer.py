@@ -39,8 +39,9 @@ Stages (prefixes of the signals that belong to them):
 
 The walker issues the first tap of a chunk in cycle ``t`` only if ``f_`` is free by the end of
 cycle ``t + 1``, when that tap's data is written (the handover and that write may share a
-clock edge: ``e_`` takes the old contents); inside a chunk it never waits. Every position must have at least one in-range tap (``in_channels >= 1``; with
-padding below the kernel size every window overlaps the image).
+clock edge: ``e_`` takes the old contents); inside a chunk it never waits. Every position must
+have at least one in-range tap (``in_channels >= 1``; with padding below the kernel size every
+window overlaps the image).
 
 Cycle cost (:func:`pim_run_cycles`; the cycle model relies on it). Count the cycle that
 samples ``start`` as ``0``. Number the chunks of all positions ``j = 0, 1, ...`` in order,

@@ -7,7 +7,8 @@ reference MAC instead (pixel memory, same weight rows). The aggregation sweep dr
 other bank through the aggregation core (adding the group's bias row), writes the membrane
 memory and hands spike rows to the spike writer, which writes the layer's output bitmap.
 In a max-pool layer the scanner's events go to the max-pool pass (``rtl/maxpool.py``)
-instead, which ORs them into the output bitmap. The sequencer (``rtl/sequencer.py``) drives all of it from the descriptor table.
+instead, which ORs them into the output bitmap. The sequencer (``rtl/sequencer.py``) drives
+all of it from the descriptor table.
 
 The host loads the weight, bias, descriptor and pixel memories through the ``host`` port
 (``rtl/program.py`` builds their images, ``rtl/host_port.py`` packs them into words), pulses

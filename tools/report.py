@@ -144,7 +144,10 @@ def bundle_info_lines(network, path, version):
 def golden_summary(network, evaluation, dataset, description):
     """JSON-ready result of ``spikeforge golden`` (see the CLI help for the keys)."""
     images = evaluation.images
-    per_image = (lambda value: None if value is None or not images else value / images)
+
+    def per_image(value):
+        return None if value is None or not images else value / images
+
     layers = []
     for counts in evaluation.layers:
         rate = None
