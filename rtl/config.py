@@ -107,6 +107,12 @@ class AcceleratorConfig:
         for the shortcut while its block runs (``rtl/layout.py`` allocates them).
     leak_multiplier : bool
         Generate one multiplier per lane for multiplicative leak.
+    weight_packing : bool
+        Store the rows of a segment whose weights fit in ``weight_bits // 2`` bits two per
+        memory row (``rtl/layout.py``); needs an even ``weight_bits`` of at least 4.
+    space_to_depth : bool
+        Compute a direct-encoded stride-1 conv2d followed by a 2x2 max-pool in 2x2 blocks of
+        ``4 * C`` lanes, the pool fused into the spike writer (``rtl/layout.py``).
     first_layer : {"mac", "pim"}
         The block computing direct-encoded currents: the reference MAC (one multiplier per
         lane, DSP48s) or the bit-serial digital-PIM block (no multiplier).
@@ -138,6 +144,8 @@ class AcceleratorConfig:
     spike_memory_bits: int = 65536
     spike_bitmaps: int = 2
     leak_multiplier: bool = False
+    weight_packing: bool = False
+    space_to_depth: bool = False
     first_layer: str = "mac"
     pim_rows: int = 9
     pim_columns: int | None = None
@@ -157,8 +165,14 @@ class AcceleratorConfig:
         _check_int(self.weight_depth, "Weight memory depth")
         _check_int(self.spike_memory_bits, "Spike memory size")
         _check_int(self.spike_bitmaps, "Spike bitmap count", 1, 16)
-        if not isinstance(self.leak_multiplier, bool):
-            raise TypeError(f"Leak multiplier must be a bool, not {self.leak_multiplier!r}")
+        for value, what in ((self.leak_multiplier, "Leak multiplier"),
+                            (self.weight_packing, "Weight packing"),
+                            (self.space_to_depth, "Space-to-depth")):
+            if not isinstance(value, bool):
+                raise TypeError(f"{what} must be a bool, not {value!r}")
+        if self.weight_packing and (self.weight_bits % 2 or self.weight_bits < 4):
+            raise ValueError(f"Weight packing needs an even weight width of at least 4, not "
+                             f"{self.weight_bits}")
         if self.first_layer not in FIRST_LAYER_BLOCKS:
             raise TypeError(f"First layer must be one of {', '.join(FIRST_LAYER_BLOCKS)}, "
                             f"not {self.first_layer!r}")
@@ -194,7 +208,13 @@ class AcceleratorConfig:
 
     @property
     def weight_addr_bits(self):
+        """Address width of the weight memory."""
         return _bits_for(self.weight_depth)
+
+    @property
+    def tap_weight_addr_bits(self):
+        """Width of a tap's weight address: one more bit (the half row) with packing."""
+        return self.weight_addr_bits + int(self.weight_packing)
 
     @property
     def channel_bits(self):
@@ -277,14 +297,17 @@ class AcceleratorConfig:
                            f"({_plural(network.membrane_bits - self.membrane_bits, 'bit')} "
                            f"over)")
         max_pixel = (1 << network.input.bits) - 1
-        for layer in network.layers:
-            if layer.type != "flatten":
-                reasons.extend(self._layer_reasons(layer, T, max_pixel))
         from .layout import plan_network  # layout imports nothing from here, but lazily
         layout = plan_network(network, self)
+        # A space-to-depth descriptor's positions and bitmap are its own, not its layer's.
+        blocked = {plan.name: plan for plan in layout.plans if plan.pooled is not None}
+        for layer in network.layers:
+            if layer.type != "flatten":
+                reasons.extend(self._layer_reasons(layer, T, max_pixel,
+                                                   blocked.get(layer.name)))
         reasons.extend(layout.problems)
         reasons.extend(self._plan_reasons(network, layout, reasons))
-        rows = [(plan.name, plan.groups * plan.rows_per_group) for plan in layout.plans
+        rows = [(plan.name, plan.groups * plan.memory_rows_per_group) for plan in layout.plans
                 if plan.rows_per_group]
         total = sum(count for _, count in rows)
         if total > self.weight_depth:
@@ -327,7 +350,7 @@ class AcceleratorConfig:
                            f"map, the config allows {self.max_feature_size} per side "
                            f"({scanned - self.max_feature_size} over)")
 
-    def _layer_reasons(self, layer, timesteps, max_pixel):
+    def _layer_reasons(self, layer, timesteps, max_pixel, blocked=None):
         name = f"layer {layer.name!r}"
         if layer.is_synaptic and layer.weight_bits > self.weight_bits:
             over = _plural(layer.weight_bits - self.weight_bits, "bit")
@@ -347,7 +370,7 @@ class AcceleratorConfig:
                        f"({_plural(need - self.psum_bits, 'bit')} over)")
         if layer.output != "current" and (layer.is_synaptic or layer.type in ("avgpool2d",
                                                                              "add")):
-            positions = layer_positions(layer)
+            positions = layer_positions(layer) if blocked is None else blocked.positions
             if positions > self.max_positions:
                 yield (f"{name} needs {positions} partial-sum positions, the config has "
                        f"{self.max_positions} ({positions - self.max_positions} over)")
@@ -372,7 +395,7 @@ class AcceleratorConfig:
             yield (f"{name} uses a multiplicative leak, but the config has no leak multiplier "
                    f"(leak_multiplier=False)")
         # Flatten re-reads its input bitmap; the output layer's membranes are read, not spikes.
-        if layer.output == "spikes":
+        if layer.output == "spikes" and blocked is None:  # else the fused pool's bitmap
             bits = self.spike_bitmap_bits(layer, timesteps)
             usable = self.spike_words * self.pes
             if bits > usable:

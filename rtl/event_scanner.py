@@ -14,7 +14,7 @@ word without spikes still costs one cycle), one for the marker. Back-pressure ad
 the cycles in which an offered event or the marker waits.
 """
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -34,6 +34,21 @@ def scan_params_layout(*, word_addr_bits, position_bits, group_bits, coord_bits)
         "groups": unsigned(group_bits),
         "width": unsigned(coord_bits + 1),
     })
+
+
+def _any_and_several(bits):
+    """``(any bit set, two or more set)`` of ``bits`` as a balanced tree of small gates: the
+    "last event of the word" test without the ``bits - 1`` carry chain on its path."""
+    parts = [(bits[i], 0) for i in range(len(bits))]
+    while len(parts) > 1:
+        merged = []
+        for i in range(0, len(parts) - 1, 2):
+            (any_a, many_a), (any_b, many_b) = parts[i], parts[i + 1]
+            merged.append((any_a | any_b, many_a | many_b | (any_a & any_b)))
+        if len(parts) % 2:
+            merged.append(parts[-1])
+        parts = merged
+    return parts[0]
 
 
 def _check_positive(value, what):
@@ -124,6 +139,9 @@ class EventScanner(wiring.Component):
                 m.d.comb += lowest.eq(lane)
         rest = Signal(lanes)
         m.d.comb += rest.eq(bits & (bits - 1))  # bits with the lowest set bit cleared
+        # bits != 0 and rest != 0, apart from rest (only registers wait for the carry chain).
+        some, several = Signal(), Signal()
+        m.d.comb += Cat(some, several).eq(Cat(*_any_and_several(bits)))
 
         with m.FSM():
             with m.State("IDLE"):
@@ -144,12 +162,12 @@ class EventScanner(wiring.Component):
                 m.d.comb += [self.busy.eq(1), event.channel.eq(channel_base + lowest),
                              event.y.eq(y), event.x.eq(x), event.end.eq(0)]
                 word_done = Signal()
-                with m.If(bits == 0):
+                with m.If(~some):
                     m.d.comb += word_done.eq(1)
                 with m.Else():
                     m.d.comb += self.o_stream.valid.eq(1)
                     with m.If(self.o_stream.ready):
-                        m.d.comb += word_done.eq(rest == 0)
+                        m.d.comb += word_done.eq(~several)
                         m.d.sync += pending.eq(rest)
                     with m.Else():
                         m.d.sync += pending.eq(bits)

@@ -19,6 +19,18 @@ section 6):
   2D tap generator, the weight rows of plane ``kd`` and the bank rows of plane ``od``
   (``docs/conv3d.md``).
 
+Two mappings save memory where the config enables them (``docs/accelerator.md`` section 6):
+
+* ``weight_packing``: a ``conv`` segment whose (scaled) weights fit in ``weight_bits // 2``
+  bits stores two rows per memory row (row ``r`` in the low half-lanes of memory row
+  ``r // 2`` when ``r`` is even, the high ones when odd, :attr:`Segment.packed`);
+* ``space_to_depth``: a direct-encoded stride-1 conv2d whose only reader is a 2x2 stride-2
+  max-pool computes each 2x2 block of its output as one position of ``4 * C`` lanes (lane
+  ``4 * c + 2 * dy + dx`` is channel ``c`` at ``(2 * Y + dy, 2 * X + dx)``, a kernel one tap
+  larger at stride 2), and the spike writer ORs the four lanes of each channel into the
+  max-pool's bitmap (:attr:`LayerPlan.pooled`): the pool needs no pass and no bitmap of the
+  full-size map, and the layer a quarter of the positions.
+
 Bitmaps hold a layer's spikes as ``(C, D, H, W)`` (``D = 1`` for 2D maps, channels in lanes,
 positions ``(d * H + y) * W + x``). A flatten needs no pass: a consumer reads the bitmap
 through the flattened shape, which works when the reshape keeps channels apart (a linear layer
@@ -33,12 +45,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MAX_SEGMENTS", "Segment", "LayerPlan", "Layout", "plan_network", "segment_weights",
-           "segment_bias", "segment_weight_bits", "plan_current_bound", "signed_bits",
-           "pixel_image", "pixel_count"]
+__all__ = ["MAX_SEGMENTS", "SLOTS", "Segment", "LayerPlan", "Layout", "plan_network",
+           "segment_weights", "segment_bias", "segment_weight_bits", "plan_current_bound",
+           "signed_bits", "pixel_image", "pixel_count", "descriptor_values", "descriptor_neuron"]
 
 #: Fill segments one descriptor may have (the sequencer keeps a timestep offset for each).
 MAX_SEGMENTS = 4
+#: Lanes of one channel in a space-to-depth layer: the positions of a 2x2 pooling window.
+SLOTS = 4
 
 
 @dataclass(frozen=True)
@@ -64,10 +78,12 @@ class Segment:
     out : tuple
         ``(D', H', W')`` of the descriptor.
     linear : bool
-    weights : {"layer", "folded", "one_hot", "none"}
+    weights : {"layer", "folded", "one_hot", "space_to_depth", "none"}
         Where the weight rows come from (:func:`segment_weights`).
     scale : int
         Residual scale multiplying the weights and the bias (1 outside adds).
+    packed : bool
+        Two weight rows per memory row (``weight_packing``; see the module docstring).
     """
 
     kind: str
@@ -81,6 +97,7 @@ class Segment:
     linear: bool = False
     weights: str = "layer"
     scale: int = 1
+    packed: bool = False
 
     @property
     def rows_per_group(self):
@@ -90,6 +107,11 @@ class Segment:
         if self.linear:
             return int(math.prod(self.map))
         return self.map[0] * int(math.prod(self.kernel))
+
+    @property
+    def memory_rows_per_group(self):
+        """Weight-memory rows per channel group: half the rows (rounded up) when packed."""
+        return -(-self.rows_per_group // 2) if self.packed else self.rows_per_group
 
     @property
     def passes(self):
@@ -113,6 +135,15 @@ def segment_weights(network, segment):
         weight = np.zeros((channels, channels, *segment.kernel), dtype=np.int64)
         for c in range(channels):
             weight[c, c] = 1
+    elif segment.weights == "space_to_depth":
+        # Lane 4c + 2dy + dx applies channel c's kernel shifted by (dy, dx) in the larger one.
+        original = np.asarray(layer.weight, dtype=np.int64)
+        out_channels, _, kernel_h, kernel_w = original.shape
+        weight = np.zeros((SLOTS * out_channels, channels, 1, *segment.kernel[1:]),
+                          dtype=np.int64)
+        for dy in range(2):
+            for dx in range(2):
+                weight[2 * dy + dx::SLOTS, :, 0, dy:dy + kernel_h, dx:dx + kernel_w] = original
     elif segment.weights == "folded":
         weight = np.asarray(layer.weight, dtype=np.int64).reshape(
             layer.weight.shape[0], channels, segment.map[1], *layer.weight.shape[2:])
@@ -125,10 +156,13 @@ def segment_weights(network, segment):
 
 def segment_bias(network, segment):
     """The segment's bias times its scale, ``(C_out,)`` int64, or ``None``."""
-    if segment.weights not in ("layer", "folded"):
+    if segment.weights not in ("layer", "folded", "space_to_depth"):
         return None
     bias = network.layer(segment.layer).bias
-    return None if bias is None else np.asarray(bias, dtype=np.int64) * segment.scale
+    if bias is None:
+        return None
+    bias = np.asarray(bias, dtype=np.int64) * segment.scale
+    return np.repeat(bias, SLOTS) if segment.weights == "space_to_depth" else bias
 
 
 @dataclass(frozen=True)
@@ -155,6 +189,9 @@ class LayerPlan:
         The bitmap the descriptor writes (0 for the output layer).
     in_sels : tuple of int
         The bitmap each segment scans (0 for ``mac``).
+    pooled : str or None
+        The max-pool fused into this space-to-depth descriptor: its bitmap holds that
+        layer's spikes (``channels`` is then ``SLOTS`` lanes per channel of the layer).
     """
 
     name: str
@@ -170,6 +207,7 @@ class LayerPlan:
     spatial: tuple = ()
     out_sel: int = 0
     in_sels: tuple = ()
+    pooled: str | None = None
 
     @property
     def positions(self):
@@ -183,6 +221,16 @@ class LayerPlan:
     @property
     def rows_per_group(self):
         return sum(s.rows_per_group for s in self.segments)
+
+    @property
+    def memory_rows_per_group(self):
+        """Weight-memory rows of one channel group (packed segments take half)."""
+        return sum(s.memory_rows_per_group for s in self.segments)
+
+    @property
+    def bitmap_layers(self):
+        """The network layers whose spikes this descriptor's bitmap holds."""
+        return (self.name,) if self.pooled is None else (self.name, self.pooled)
 
 
 @dataclass(frozen=True)
@@ -334,18 +382,92 @@ def _allocate(plans):
     for index, plan in enumerate(plans):
         for source in plan.sources:
             last_read[source] = index
-    holder, where, allocated = {}, {}, []  # bitmap -> layer in it; layer -> bitmap
+    holder, where, allocated = {}, {}, []  # bitmap -> descriptor in it; layer -> bitmap
     for index, plan in enumerate(plans):
         in_sels = tuple(where[s.source] if s.source is not None else 0 for s in plan.segments)
         out_sel = 0
         if not plan.output:
-            busy = {b for b, name in holder.items() if last_read.get(name, -1) >= index}
+            busy = {b for b, held in holder.items()
+                    if max(last_read.get(name, -1) for name in held.bitmap_layers) >= index}
             out_sel = next(b for b in range(len(holder) + 1) if b not in busy)
-            holder[out_sel] = plan.name
-            where[plan.name] = out_sel
+            holder[out_sel] = plan
+            where.update({name: out_sel for name in plan.bitmap_layers})
         allocated.append((out_sel, in_sels))
     count = max([1] + [b + 1 for b in holder])
     return allocated, count
+
+
+def _fusable_pool(network, layer, config):
+    """The 2x2 stride-2 max-pool that ``layer`` can be fused with (space-to-depth), or None."""
+    if not config.space_to_depth or layer.type != "conv2d" or not layer.is_direct_encoded:
+        return None
+    if layer.output != "spikes" or tuple(layer.stride) != (1, 1):
+        return None
+    channels, height, width = layer.out_shape
+    if height % 2 or width % 2 or SLOTS * channels > config.pes:
+        return None
+    readers = [other for other in network.layers if layer.name in other.inputs]
+    if len(readers) != 1:
+        return None
+    pool = readers[0]
+    if pool.type != "maxpool2d" or tuple(pool.kernel) != (2, 2) or (
+            tuple(pool.stride) != (2, 2) or any(pool.padding or ())):
+        return None
+    return pool
+
+
+def _space_to_depth_plan(layer, pool, config):
+    """The descriptor of ``layer`` computed in 2x2 blocks, writing ``pool``'s bitmap."""
+    channels, height, width = layer.out_shape
+    (kernel_h, kernel_w), (pad_h, pad_w) = layer.kernel, layer.padding
+    in_shape = _phys(layer.in_shape)
+    out = (1, height // 2, width // 2)
+    segment = Segment("mac", layer.name, None, in_shape, (1, kernel_h + 1, kernel_w + 1),
+                      (1, 2, 2), (0, pad_h, pad_w), out, weights="space_to_depth")
+    lanes = SLOTS * channels
+    return LayerPlan(name=layer.name, direct=True, pool=False, channels=lanes, depth=1,
+                     height=out[1], width=out[2], groups=-(-lanes // config.pes),
+                     output=False, segments=(segment,), spatial=tuple(layer.out_shape[1:]),
+                     pooled=pool.name)
+
+
+def _packed(network, config, segments):
+    """``segments`` with ``packed`` set where ``weight_packing`` stores two rows per row."""
+    if not config.weight_packing:
+        return segments
+    half = config.weight_bits // 2
+    return tuple(
+        Segment(**{**segment.__dict__, "packed": True})
+        if segment.kind == "conv" and segment.weights != "none"
+        and segment_weight_bits(network, segment) <= half else segment
+        for segment in segments)
+
+
+def descriptor_values(plan, values):
+    """A layer's golden values ``(..., *out_shape)`` as the descriptor holds them:
+    ``(..., plan.channels, plan.positions)`` (lane ``4 * c + 2 * dy + dx`` of a
+    space-to-depth descriptor, see the module docstring)."""
+    values = np.asarray(values)
+    lead = values.shape[:values.ndim - len(plan.spatial) - 1]
+    if plan.pooled is None:
+        return values.reshape(*lead, plan.channels, plan.positions)
+    channels = plan.channels // SLOTS
+    blocks = values.reshape(*lead, channels, plan.height, 2, plan.width, 2)
+    # (..., c, Y, dy, X, dx) -> (..., c, dy, dx, Y, X)
+    blocks = np.moveaxis(blocks, (-4, -2), (-2, -1))
+    return blocks.reshape(*lead, plan.channels, plan.positions)
+
+
+def descriptor_neuron(plan, lane_channel, position):
+    """The golden neuron of a descriptor's lane channel and position: ``(channel, y, x)``
+    (``(channel, d, y, x)`` in a 3D layer)."""
+    if plan.pooled is not None:
+        channel, slot = divmod(lane_channel, SLOTS)
+        (row, column), (dy, dx) = divmod(position, plan.width), divmod(slot, 2)
+        return (channel, 2 * row + dy, 2 * column + dx)
+    if len(plan.spatial) == 3:
+        return (lane_channel, *(int(v) for v in np.unravel_index(position, plan.spatial)))
+    return (lane_channel, *divmod(position, plan.width))
 
 
 def plan_network(network, config):
@@ -357,9 +479,19 @@ def plan_network(network, config):
     currents = {}       # current-output layers, fused into the adds that read them
     plans, problems, refused = [], [], set()
     pads = set()
+    fused = {}          # a max-pool fused into a space-to-depth descriptor -> that layer
     for layer in network.layers:
         if refused & set(layer.inputs):
             refused.add(layer.name)
+            continue
+        if layer.name in fused:
+            views[layer.name] = _View(layer.name, _phys(layer.out_shape),
+                                      tuple(layer.out_shape))
+            continue
+        pool = _fusable_pool(network, layer, config)
+        if pool is not None:
+            fused[pool.name] = layer.name
+            plans.append(_space_to_depth_plan(layer, pool, config))
             continue
         if layer.type == "flatten":
             if layer.inputs[0] == "input":
@@ -391,7 +523,8 @@ def plan_network(network, config):
                         f"({', '.join(map(str, sorted(pads)))}), which the pixel memory "
                         f"cannot lay out")
     allocated, count = _allocate(plans)
-    plans = [LayerPlan(**{**plan.__dict__, "out_sel": out_sel, "in_sels": in_sels})
+    plans = [LayerPlan(**{**plan.__dict__, "out_sel": out_sel, "in_sels": in_sels,
+                          "segments": _packed(network, config, plan.segments)})
              for plan, (out_sel, in_sels) in zip(plans, allocated)]
     return Layout(plans=tuple(plans), problems=tuple(problems), bitmaps=count,
                   pixel_depth_pad=max(pads, default=0))

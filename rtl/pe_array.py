@@ -29,13 +29,20 @@ or in the ``a_``/``s_`` stages: ``n + 3`` cycles for that timestep.
 The ``h_`` register (``lanes * psum_bits`` flip-flops) exists only because the bank's read
 port may return the old row on a write edge; a write-first bank would make it redundant.
 
+Weight packing (``weight_packing=True``, ``rtl/layout.py``). A tap's ``weight_addr`` is one bit
+wider than the memory's address. While ``packed`` is low it is the memory row; while it is
+high it counts half rows: row ``weight_addr >> 1``, and each lane's weight is the low half
+of the lane (``weight_bits // 2`` bits, sign-extended) for an even address, the high half for
+an odd one. ``packed`` must be stable while a pass's taps are in the pipeline (the sequencer
+holds its segment row).
+
 ``taps_per_cycle > 1`` is planned: the bank would be split into ``taps_per_cycle``
 interleaved sub-banks (by ``out_addr mod n``), each with its own copy of the
 accept/accumulate/store pipeline below (:meth:`PEArray._lane_sums` is already per tap).
 Only ``taps_per_cycle = 1`` is built now.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -90,15 +97,20 @@ class PEArray(wiring.Component):
     addr_bits : int
         Width of a bank address (``out_addr``).
     weight_addr_bits : int
-        Width of a weight-row address.
+        Width of a weight-memory row address.
+    weight_packing : bool
+        Taps may address half rows (see the module docstring); needs an even
+        ``weight_bits`` of at least 4.
     taps_per_cycle : int
         Kernel taps per PE per cycle. Must be ``1``; the multi-tap variant (interleaved
         sub-banks) is planned.
 
     Members
     -------
-    i_stream : In(stream.Signature(tap_layout(addr_bits, weight_addr_bits)))
+    i_stream : In(stream.Signature(tap_layout(addr_bits, weight_addr_bits + weight_packing)))
         Taps, then ``end``.
+    packed : In(1)
+        The taps address half rows (only with ``weight_packing``).
     bank : Out(RowPortSignature(addr_bits=addr_bits, bits=psum_bits, lanes=lanes))
         Read-modify-write access to the partial-sum bank being filled.
     weights : Out(WeightReadSignature(weight_addr_bits, weight_bits, lanes))
@@ -117,7 +129,7 @@ class PEArray(wiring.Component):
     """
 
     def __init__(self, *, lanes, weight_bits, psum_bits, addr_bits, weight_addr_bits,
-                 taps_per_cycle=1):
+                 weight_packing=False, taps_per_cycle=1):
         _check_positive("Lane count", lanes)
         _check_positive("Weight width", weight_bits)
         _check_positive("Partial-sum width", psum_bits)
@@ -127,6 +139,11 @@ class PEArray(wiring.Component):
         if psum_bits < weight_bits:
             raise ValueError(f"Partial-sum width must be at least the weight width "
                              f"({weight_bits}), not {psum_bits!r}")
+        if not isinstance(weight_packing, bool):
+            raise TypeError(f"Weight packing must be a bool, not {weight_packing!r}")
+        if weight_packing and (weight_bits % 2 or weight_bits < 4):
+            raise ValueError(f"Weight packing needs an even weight width of at least 4, not "
+                             f"{weight_bits!r}")
         if taps_per_cycle != 1:
             raise ValueError(f"Taps per cycle must be 1 (the multi-tap variant with "
                              f"interleaved sub-banks is planned), not {taps_per_cycle!r}")
@@ -136,9 +153,12 @@ class PEArray(wiring.Component):
         self._addr_bits = addr_bits
         self._weight_addr_bits = weight_addr_bits
         self._taps_per_cycle = taps_per_cycle
+        self._weight_packing = weight_packing
+        ports = {"packed": In(1)} if weight_packing else {}
         super().__init__({
-            "i_stream": In(stream.Signature(tap_layout(addr_bits=addr_bits,
-                                                       weight_addr_bits=weight_addr_bits))),
+            "i_stream": In(stream.Signature(tap_layout(
+                addr_bits=addr_bits, weight_addr_bits=weight_addr_bits + weight_packing))),
+            **ports,
             "bank": Out(RowPortSignature(addr_bits=addr_bits, bits=psum_bits, lanes=lanes)),
             "weights": Out(WeightReadSignature(weight_addr_bits=weight_addr_bits,
                                                weight_bits=weight_bits, lanes=lanes)),
@@ -167,6 +187,10 @@ class PEArray(wiring.Component):
         return self._weight_addr_bits
 
     @property
+    def weight_packing(self):
+        return self._weight_packing
+
+    @property
     def taps_per_cycle(self):
         return self._taps_per_cycle
 
@@ -188,9 +212,22 @@ class PEArray(wiring.Component):
             # Accept: issue both reads straight from the stream (ends read nothing).
             self.bank.r_addr.eq(tap.out_addr),
             self.bank.r_en.eq(accept & ~tap.end),
-            self.weights.addr.eq(tap.weight_addr),
             self.weights.en.eq(accept & ~tap.end),
         ]
+        weight = self.weights.data
+        if self._weight_packing:
+            # The half row is chosen when the row arrives: the address bit goes along.
+            half, a_high = self._weight_bits // 2, Signal()
+            m.d.comb += self.weights.addr.eq(Mux(self.packed, tap.weight_addr[1:],
+                                                 tap.weight_addr))
+            m.d.sync += a_high.eq(tap.weight_addr[0])
+            weight = Signal(row_layout(self._weight_bits, self._lanes))
+            for lane in range(self._lanes):
+                word = self.weights.data[lane].as_unsigned()
+                narrow = Mux(a_high, word[half:], word[:half]).as_signed()
+                m.d.comb += weight[lane].eq(Mux(self.packed, narrow, self.weights.data[lane]))
+        else:
+            m.d.comb += self.weights.addr.eq(tap.weight_addr)
 
         a_valid, a_end = Signal(), Signal()
         a_addr = Signal(self._addr_bits)
@@ -212,7 +249,7 @@ class PEArray(wiring.Component):
             m.d.comb += psum.eq(h_sum)
         with m.Else():
             m.d.comb += psum.eq(self.bank.r_data)
-        total = self._lane_sums(m, psum, self.weights.data)
+        total = self._lane_sums(m, psum, weight)
         m.d.sync += [s_valid.eq(a_valid), s_end.eq(a_end), s_addr.eq(a_addr)]
         with m.If(a_valid):
             m.d.sync += s_sum.eq(total)

@@ -9,7 +9,8 @@ layer, its fill segments, the bitmaps) and returns a :class:`Program`:
   group, and within a group the segments' rows one after the other; a segment's rows are
   ``(kd, c, ky, kx)`` in that order (``kd`` slowest: one kernel plane is ``C * K_h * K_w``
   consecutive rows, ``docs/conv3d.md``), a linear segment's one per feature, avg-pool and
-  the identity of a residual add one-hot rows, all times the segment's residual scale;
+  the identity of a residual add one-hot rows, all times the segment's residual scale; a
+  packed segment (``rtl/layout.py``) two rows per memory row, its addresses in half rows;
 * the bias rows, one per layer and group, ``psum_bits`` per lane: the sum of the segments'
   biases times their scales (the aggregation sweep adds them to a spike-driven current, the
   first-layer block to a direct-encoded one);
@@ -79,6 +80,15 @@ def _rows(weight, lanes, groups):
     return [padded[g * lanes:(g + 1) * lanes].T for g in range(groups)]
 
 
+def _pack(rows, half):
+    """Two ``half``-bit rows per memory row: row ``2i`` in the low half of each lane, row
+    ``2i + 1`` (zeros past the end) in the high half, as signed lane values."""
+    if len(rows) % 2:
+        rows = np.concatenate([rows, np.zeros((1, rows.shape[1]), dtype=np.int64)])
+    low, high = rows[0::2], rows[1::2]
+    return high * (1 << half) + (low & ((1 << half) - 1))
+
+
 def _neuron(layer, config, network):
     neuron = layer.neuron
     leak = neuron.leak
@@ -94,15 +104,17 @@ def _neuron(layer, config, network):
     }
 
 
-def _segment_row(segment, in_sel, offset, config, network):
+def _segment_row(segment, in_sel, memory_row, config, network):
     channels, depth, height, width = segment.map
     in_groups = -(-channels // config.pes)
     plane_words = height * width * in_groups
     mac = segment.kind == "mac"
     kd_rows = channels * segment.kernel[1] * segment.kernel[2]
     pixel_plane = channels * height * width if mac and len(network.input.shape) == 4 else 0
+    # A packed segment's weight addresses count half rows (rtl/pe_array.py).
+    offset = 2 * memory_row if segment.packed else memory_row
     return {"segment": {
-        "mac": int(mac), "in_sel": in_sel,
+        "mac": int(mac), "in_sel": in_sel, "packed": int(segment.packed),
         "geometry": {
             "kernel_h": segment.kernel[1], "kernel_w": segment.kernel[2],
             "stride_h": segment.stride[1], "stride_w": segment.stride[2],
@@ -164,11 +176,12 @@ def build_program(network, config, sizes):
             problems.append(f"{name} needs bias rows {len(biases)}..{len(biases) + plan.groups - 1}"
                             f", the bias memory has {bias_depth}")
         per_segment = [segment_weights(network, s) for s in plan.segments]
-        offsets = np.cumsum([0] + [s.rows_per_group for s in plan.segments])
+        offsets = np.cumsum([0] + [s.memory_rows_per_group for s in plan.segments])
         layer_rows.append({"layer": {
             "direct": int(plan.direct), "pool": int(plan.pool),
             "last": int(index == len(plans) - 1), "output": int(plan.output),
-            "out_sel": plan.out_sel, "timesteps": network.timesteps,
+            "out_sel": plan.out_sel, "fold": int(plan.pooled is not None),
+            "timesteps": network.timesteps,
             "weight_base": len(weights), "group_stride": int(offsets[-1]),
             "positions": plan.positions, "groups": plan.groups,
             "out_words": plan.positions * plan.groups, "bias_base": len(biases),
@@ -179,7 +192,10 @@ def build_program(network, config, sizes):
         for segment, in_sel, offset in zip(plan.segments, plan.in_sels, offsets):
             segment_rows.append(_segment_row(segment, in_sel, int(offset), config, network))
         if not plan.pool:
-            blocks = [_rows(w, lanes, plan.groups) for w in per_segment if w is not None]
+            half = config.weight_bits // 2
+            blocks = [[_pack(rows, half) if segment.packed else rows
+                       for rows in _rows(w, lanes, plan.groups)]
+                      for segment, w in zip(plan.segments, per_segment) if w is not None]
             for group in range(plan.groups):
                 for block in blocks:
                     weights.extend(block[group].tolist())

@@ -88,7 +88,7 @@ def descriptor_widths(config, *, bias_depth, max_layers):
     """The widths the descriptor and the sequencer's ports use, derived from ``config``."""
     return {
         "addr_bits": config.addr_bits,
-        "weight_addr_bits": config.weight_addr_bits,
+        "weight_addr_bits": config.tap_weight_addr_bits,   # a tap's (half rows if packed)
         "coord_bits": config.coord_bits,
         "channel_bits": config.channel_bits,
         "count_bits": config.group_bits + 1,   # a group count 1 .. max_groups
@@ -107,12 +107,14 @@ def layer_layout(*, addr_bits, weight_addr_bits, count_bits, word_addr_bits, mem
 
     ``weight_base`` is group 0's first weight row, ``group_stride`` the rows of one group
     (all segments); ``positions``/``groups``/``out_words`` describe the output bitmap
-    ``out_sel``; ``output`` marks the non-spiking output layer, whose group ``g`` keeps its
-    membranes at rows ``g * positions ...`` for the host.
+    ``out_sel``; ``fold`` ORs each channel's lanes into a fused max-pool's bitmap
+    (space-to-depth, ``rtl/spike_writer.py``); ``output`` marks the non-spiking output
+    layer, whose group ``g`` keeps its membranes at rows ``g * positions ...`` for the host.
     """
     return data.StructLayout({
         "direct": unsigned(1),
         "pool": unsigned(1),
+        "fold": unsigned(1),
         "last": unsigned(1),
         "output": unsigned(1),
         "out_sel": unsigned(sel_bits),
@@ -135,7 +137,8 @@ def segment_layout(*, addr_bits, weight_addr_bits, coord_bits, channel_bits, cou
     """A segment row: what one source scans (or reads from the pixels) and how.
 
     ``geometry`` is the tap generator's (and the first-layer block's) 2D geometry of a
-    plane, its ``weight_base`` the segment's first row within a group; ``in_*`` the scan of
+    plane, its ``weight_base`` the segment's first row within a group (in half rows when
+    ``packed``: two weight rows per memory row, ``rtl/pe_array.py``); ``in_*`` the scan of
     one plane of the bitmap ``in_sel`` (``in_words`` per timestep); ``depth_*`` the plane
     loop (``docs/conv3d.md``) with the products the host computed: ``depth_stride_words``
     = ``s_d * plane_words``, ``depth_pad_words`` = ``p_d * plane_words``, ``kd_rows`` =
@@ -146,6 +149,7 @@ def segment_layout(*, addr_bits, weight_addr_bits, coord_bits, channel_bits, cou
     words = unsigned(word_addr_bits + 1)
     return data.StructLayout({
         "mac": unsigned(1),
+        "packed": unsigned(1),
         "in_sel": unsigned(sel_bits),
         "geometry": geometry_layout(coord_bits=coord_bits, weight_addr_bits=weight_addr_bits),
         "in_channels": unsigned(channel_bits + 1),
@@ -307,6 +311,7 @@ class Sequencer(wiring.Component):
             self.sweep_params.initial_membrane.eq(desc.initial_membrane),
             self.write_params.word_base.eq(out_word),
             self.write_params.groups.eq(desc.groups),
+            self.write_params.fold.eq(desc.fold),
             self.membrane_offset.eq(Mux(desc.output, offset, 0)),
             self.bias.addr.eq(desc.bias_base + self.group),
             self.counts.addr.eq(self.layer),
@@ -410,7 +415,9 @@ class Sequencer(wiring.Component):
             plane.eq(_as_signed(od_sd + kd) - seg.depth_pad),
             first.eq(_as_signed(seg_words[index] + od_words + kd_words) - seg.depth_pad_words),
             self.geometry.eq(seg.geometry),
-            self.geometry.weight_base.eq(group_base + seg.geometry.weight_base + w_off),
+            # A packed segment counts half rows from twice the group's first (full) row.
+            self.geometry.weight_base.eq(Mux(seg.packed, group_base << 1, group_base)
+                                         + seg.geometry.weight_base + w_off),
             self.scan_params.first_word.eq(first),
             self.scan_params.positions.eq(seg.in_positions),
             self.scan_params.groups.eq(seg.in_groups),

@@ -104,13 +104,21 @@ class Design:
 
 
 #: Each board's accelerator (``boards/designs.py`` maps the names to platforms). On the
-#: xc7z020: 64 PEs, 512 positions (maps up to 22 x 22), 20-bit partial sums (the widest
-#: shipped need, a direct-encoded Indian Pines layer) and the leak multiplier (64 DSP48s) for
-#: the multiplicative leak of the Indian Pines networks.
+#: xc7z020, sized so that every shipped bundle runs (``README.md``, bundle table): 64 PEs,
+#: 512 positions (maps up to 22 x 22; a 28 x 28 first layer with its 2x2 max-pool runs as
+#: 14 x 14 blocks, ``space_to_depth``), 20-bit partial sums (the widest shipped need, a
+#: direct-encoded Indian Pines layer), the leak multiplier (64 DSP48s) for the Indian Pines
+#: networks, 4,096 weight rows of 8-bit lanes (57 BRAM36 as 4096 x 9, no output mux; 3,584
+#: rows would take 50 and 2,000 LUTs of mux) with 4-bit rows packed two per row (the MNIST
+#: ResNet needs 3,376), three bitmaps of 2,048 words (the ResNet's
+#: shortcut; 8 timesteps of a 14 x 14 map) and 64 descriptor rows (the ResNet's 19 layers and
+#: 27 segments).
 BOARD_DESIGNS = {
     "pynq-z2": Design(AcceleratorConfig(pes=64, max_positions=512, psum_bits=20,
-                                        leak_multiplier=True),
-                      MemorySizes(bias_depth=64, max_layers=16, pixel_depth=4096,
+                                        leak_multiplier=True, weight_depth=4096,
+                                        weight_packing=True, space_to_depth=True,
+                                        spike_memory_bits=2048 * 64, spike_bitmaps=3),
+                      MemorySizes(bias_depth=64, max_layers=64, pixel_depth=4096,
                                   pixel_bits=8)),
 }
 DEFAULT_BOARD = "pynq-z2"
@@ -183,7 +191,7 @@ def fitted(network, *, pes=64, first_layer="mac", **fixed):
                                                         for layer in layers]),
         max_feature_size=max([base.max_feature_size] + sides),
         max_timesteps=min(1024, max(base.max_timesteps, network.timesteps)),
-        weight_depth=max(base.weight_depth, sum(p.groups * p.rows_per_group
+        weight_depth=max(base.weight_depth, sum(p.groups * p.memory_rows_per_group
                                                 for p in layout.plans)),
         spike_memory_bits=max(base.spike_memory_bits, bitmap),
         spike_bitmaps=min(16, max(base.spike_bitmaps, layout.bitmaps)),

@@ -5,13 +5,19 @@ one bitmap word (``docs/accelerator.md`` section 2). For a sweep the sequencer g
 ``word_base = t * positions * groups + group`` and ``groups``; a row at position ``addr`` is
 written to word ``word_base + addr * groups``. Every row is written, also rows without
 spikes, so a bitmap never needs clearing. One row per cycle: the writer never stalls.
+
+With ``fold`` (a space-to-depth layer with its max-pool fused, ``rtl/layout.py``) lane ``c``
+of the stored word is the OR of the row's lanes ``4c .. 4c + 3`` (the four positions of one
+pooling window) and the upper three quarters are zero. The spike count is the row's, before
+the fold: it counts the layer's spikes, not the pool's.
 """
 
-from amaranth.hdl import Module, unsigned
+from amaranth.hdl import Cat, Module, Mux, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .interfaces import WordWriteSignature, spike_output_layout
+from .layout import SLOTS
 
 __all__ = ["SpikeWriter", "write_params_layout"]
 
@@ -19,7 +25,8 @@ __all__ = ["SpikeWriter", "write_params_layout"]
 def write_params_layout(*, word_addr_bits, group_bits):
     """Where one sweep's rows go: the first word and the words per position."""
     return data.StructLayout({"word_base": unsigned(word_addr_bits),
-                              "groups": unsigned(group_bits)})
+                              "groups": unsigned(group_bits),
+                              "fold": unsigned(1)})
 
 
 class SpikeWriter(wiring.Component):
@@ -70,11 +77,14 @@ class SpikeWriter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         row = self.i_stream.payload
+        slots = SLOTS
+        folded = Cat(row.spikes[lane:lane + slots].any()
+                     for lane in range(0, self._lanes - slots + 1, slots))
         m.d.comb += [
             self.i_stream.ready.eq(1),
             self.mem.en.eq(self.i_stream.valid),
             self.mem.addr.eq(self.params.word_base + row.addr * self.params.groups),
-            self.mem.data.eq(row.spikes),
+            self.mem.data.eq(Mux(self.params.fold, folded, row.spikes)),
         ]
         with m.If(self.i_stream.valid):
             m.d.comb += self.spikes.eq(sum(row.spikes[lane] for lane in range(self._lanes)))

@@ -62,7 +62,9 @@ def first_layer_block(config, *, pixel_bits, pixel_depth):
     first = dict(lanes=c.pes, input_bits=pixel_bits, weight_bits=c.weight_bits,
                  psum_bits=c.psum_bits, addr_bits=c.addr_bits,
                  pixel_addr_bits=max(1, (pixel_depth - 1).bit_length()),
-                 weight_addr_bits=c.weight_addr_bits, coord_bits=c.coord_bits,
+                 # The sequencer's geometry (its weight base) is a tap's width; a direct
+                 # segment is never packed, so its rows are memory rows.
+                 weight_addr_bits=c.tap_weight_addr_bits, coord_bits=c.coord_bits,
                  channel_bits=c.channel_bits + 1)
     if c.first_layer == "pim":
         return PIMFirstLayer(rows=c.pim_rows, columns=c.pim_columns, **first)
@@ -139,12 +141,13 @@ class Top(wiring.Component):
                                     group_bits=w["count_bits"])
         self.tap_generator = TapGenerator(
             channel_bits=max(c.channel_bits, lanes.bit_length()), coord_bits=c.coord_bits,
-            addr_bits=c.addr_bits, weight_addr_bits=c.weight_addr_bits)
+            addr_bits=c.addr_bits, weight_addr_bits=c.tap_weight_addr_bits)
         self.pool = MaxPoolPass(lanes=lanes, word_addr_bits=c.spike_addr_bits,
                                 channel_bits=max(c.channel_bits, lanes.bit_length()),
                                 coord_bits=c.coord_bits, group_bits=w["count_bits"])
         self.pe_array = PEArray(lanes=lanes, weight_bits=c.weight_bits, psum_bits=c.psum_bits,
                                 addr_bits=c.addr_bits, weight_addr_bits=c.weight_addr_bits,
+                                weight_packing=c.weight_packing,
                                 taps_per_cycle=c.taps_per_cycle)
         self.mac = first_layer_block(c, pixel_bits=pixel_bits, pixel_depth=pixel_depth)
         self.pingpong = PingPong(addr_bits=c.addr_bits, psum_bits=c.psum_bits, lanes=lanes,
@@ -239,27 +242,30 @@ class Top(wiring.Component):
 
         # Spike bitmaps: the scanner reads the segment's bitmap in_sel, the writer (or, in a
         # max-pool layer, the pool pass, read-modify-write) writes the layer's bitmap out_sel.
+        # One read port per bitmap serves both readers: the pool pass reads only its output
+        # bitmap, which is never the one it scans (rtl/layout.py), so they never meet on a
+        # bitmap. (A second read port would make Yosys duplicate every bitmap's BRAMs.)
         pool = self.pool
         pooling = desc.pool
-        scan_data, pool_data = [], []
+        read_data = []
         for index, bitmap_data in enumerate(self.bitmaps):
             m.submodules[f"bitmap{index}"] = bitmap = memory.Memory(data=bitmap_data)
             read, write = bitmap.read_port(), bitmap.write_port()
-            pool_read = bitmap.read_port()
             out_here = desc.out_sel == index
+            pool_here = pooling & out_here
             m.d.comb += [
-                read.addr.eq(scan.mem.addr), read.en.eq(scan.mem.en & (seg.in_sel == index)),
-                pool_read.addr.eq(pool.read.addr), pool_read.en.eq(pool.read.en & out_here),
+                read.addr.eq(Mux(pool_here, pool.read.addr, scan.mem.addr)),
+                read.en.eq(Mux(pool_here, pool.read.en,
+                               scan.mem.en & (seg.in_sel == index))),
                 write.addr.eq(Mux(pooling, pool.write.addr, writer.mem.addr)),
                 write.data.eq(Mux(pooling, pool.write.data, writer.mem.data)),
                 # The output layer's spike rows are all zero: nothing to store.
                 write.en.eq(out_here & Mux(pooling, pool.write.en,
                                            writer.mem.en & ~desc.output)),
             ]
-            scan_data.append(read.data)
-            pool_data.append(pool_read.data)
-        m.d.comb += [scan.mem.data.eq(Array(scan_data)[seg.in_sel]),
-                     pool.read.data.eq(Array(pool_data)[desc.out_sel])]
+            read_data.append(read.data)
+        m.d.comb += [scan.mem.data.eq(Array(read_data)[seg.in_sel]),
+                     pool.read.data.eq(Array(read_data)[desc.out_sel])]
 
         # Fill side: scanner -> tap generator -> PE array, or the MAC.
         m.d.comb += [scan.start.eq(seq.scan_start), scan.params.eq(seq.scan_params),
@@ -284,6 +290,8 @@ class Top(wiring.Component):
         m.d.comb += [pe_tap.valid.eq(tap.valid), tap.ready.eq(pe_tap.ready),
                      pe_tap.payload.eq(tap.payload),
                      pe_tap.payload.out_addr.eq(tap.payload.out_addr + seq.out_offset)]
+        if self._config.weight_packing:
+            m.d.comb += pe.packed.eq(seg.packed)
         m.d.comb += [
             seq.fill_marker.eq(taps.o_stream.valid & taps.o_stream.payload.end),
             seq.fill_done.eq(pe.done),

@@ -25,6 +25,7 @@ from amaranth.sim import Simulator
 
 from ..golden import run as golden_run
 from ..rtl.cycle_model import counters_from_golden
+from ..rtl.layout import descriptor_neuron, descriptor_values
 from ..rtl.program import build_program
 from ..rtl.sizing import design_for, sizes_for
 from ..rtl.top import Top
@@ -46,11 +47,6 @@ class _Reporting(list):
             self._callback(item)
 
 
-def _neuron(plan, channel, position):
-    """``(channel, y, x)`` of a 2D (or linear) layer, ``(channel, d, y, x)`` of a 3D one."""
-    if len(plan.spatial) == 3:
-        return (channel, *(int(v) for v in np.unravel_index(position, plan.spatial)))
-    return (channel, *divmod(position, plan.width))
 
 
 class Mismatch(AssertionError):
@@ -251,10 +247,10 @@ class Harness:
             if plan.pool:  # no neurons: checked through the layers that read its bitmap
                 table.append((None, None, None))
                 continue
-            shape = (trace.membrane.shape[0], plan.channels, plan.positions)
-            membranes = trace.membrane[:, index].reshape(shape)
-            spikes = None if trace.spikes is None else trace.spikes[:, index].reshape(shape)
-            current = (trace.current[0, index].reshape(shape[1:]) if plan.direct else None)
+            membranes = descriptor_values(plan, trace.membrane[:, index])
+            spikes = (None if trace.spikes is None
+                      else descriptor_values(plan, trace.spikes[:, index]))
+            current = descriptor_values(plan, trace.current[0, index]) if plan.direct else None
             table.append((membranes, spikes, current))
         return table
 
@@ -279,7 +275,8 @@ class Harness:
         def fail(what, layer, timestep, lane_channel, position, want, have):
             plan = program.layers[layer]
             raise Mismatch(image=number, cycle=cycle, layer=plan.name, what=what,
-                           timestep=timestep, neuron=_neuron(plan, lane_channel, position),
+                           timestep=timestep,
+                           neuron=descriptor_neuron(plan, lane_channel, position),
                            expected=int(want), got=int(have))
 
         while True:
@@ -334,7 +331,7 @@ class Harness:
                 channel, position = divmod(neuron, plan.positions)
                 raise Mismatch(image=number, cycle=cycle, layer=plan.name,
                                what="output membrane", timestep=None,
-                               neuron=_neuron(plan, channel, position),
+                               neuron=descriptor_neuron(plan, channel, position),
                                expected=want, got=have)
         counters = {name: int(ctx.get(getattr(top, name))) for name in (
             "cycles", "pe_busy_cycles", "aggregation_busy_cycles", "scanner_busy_cycles",

@@ -13,10 +13,14 @@ densities range from almost nothing to almost everything.
 
 import numpy as np
 
-__all__ = ["TEMPLATES", "random_network", "random_input"]
+__all__ = ["TEMPLATES", "NAMED_TEMPLATES", "random_network", "random_input"]
 
 #: The network shapes the generator draws from (see the ``_build_*`` functions).
 TEMPLATES = ("conv2d", "conv3d", "linear", "residual")
+#: Shapes drawn only when asked for by name (adding them to TEMPLATES would change what
+#: every existing seed draws): ``pooled`` is a stride-1 direct conv2d with an even output
+#: and a 2x2 stride-2 max-pool, the pattern space-to-depth fuses (``rtl/layout.py``).
+NAMED_TEMPLATES = ("pooled",)
 
 _MEMBRANE_BITS = (4, 5, 6, 7, 8, 10, 12, 16, 24, 32)
 _INPUT_BITS = (1, 2, 3, 4, 8, 12, 16)
@@ -227,6 +231,21 @@ def _build_conv2d(b, rng):
         b.head(a, int(rng.integers(2, 5)))
 
 
+def _build_pooled(b, rng):
+    kernel, padding = [], []
+    for size in b.shapes["input"][1:]:
+        options = [(k, p) for k in (1, 2, 3) for p in range(k)
+                   if (size + 2 * p - k + 1) % 2 == 0 and size + 2 * p - k + 1 >= 2]
+        k, p = options[int(rng.integers(len(options)))]
+        kernel.append(k)
+        padding.append(p)
+    a = b.conv("input", "spikes", int(rng.integers(1, 4)), kernel, [1, 1], padding)
+    a = b.pool(a, "maxpool2d", kernel=[2, 2], stride=[2, 2] if rng.random() < 0.5 else None)
+    if rng.random() < 0.5:
+        a = b.random_conv(a, "spikes")
+    b.head(a, int(rng.integers(2, 5)))
+
+
 def _build_conv3d(b, rng):
     a = b.random_conv("input", "spikes")
     if rng.random() < 0.4:
@@ -271,7 +290,8 @@ def random_network(seed, template=None):
     ----------
     seed : int
     template : str, optional
-        One of :data:`TEMPLATES`; drawn from the seed when omitted.
+        One of :data:`TEMPLATES` or :data:`NAMED_TEMPLATES`; drawn from :data:`TEMPLATES`
+        when omitted.
     """
     rng = np.random.default_rng(seed)
     template = template or str(rng.choice(TEMPLATES))
@@ -285,7 +305,7 @@ def random_network(seed, template=None):
         shape = (int(rng.integers(1, 3)), *rng.integers(3, 7, size=2).tolist())
     b = _Builder(rng, membrane_bits, shape, input_bits)
     {"conv2d": _build_conv2d, "conv3d": _build_conv3d, "linear": _build_linear,
-     "residual": _build_residual}[template](b, rng)
+     "residual": _build_residual, "pooled": _build_pooled}[template](b, rng)
     manifest = {
         "format": "spikeforge-bundle", "format_version": 1, "name": f"random_{seed}",
         "timesteps": int(rng.integers(1, 7)), "membrane_bits": membrane_bits,

@@ -5,9 +5,9 @@ sizes). :func:`suite` declares the matrix of a suite:
 
 * ``quick`` (CI, part of ``make test``): the shipped digits bundle on an 8-PE design, four
   seeded random networks (conv and linear templates) on one small 4-PE design with wide
-  membranes, partial sums and a leak multiplier, and the shipped Indian Pines hybrid network
-  on the PYNQ-Z2 board design itself (:data:`QUICK_ON_BOARD`): three designs, so three
-  simulator builds;
+  membranes, partial sums and a leak multiplier, and the shipped Indian Pines hybrid and
+  MNIST VGG networks on the PYNQ-Z2 board design itself (:data:`QUICK_ON_BOARD`): three
+  designs, so three simulator builds;
 * ``full``: every shipped bundle x 8, 16 and 64 PEs x two width sets (the design of
   :func:`~spikeforge.rtl.sizing.design_for`, i.e. the board design where the bundle fits
   it, and a :func:`~spikeforge.rtl.sizing.fitted` design with 32-bit membranes and 48-bit
@@ -39,10 +39,11 @@ __all__ = ["SUITES", "Case", "CaseResult", "suite", "shipped_bundles", "run_case
            "run_suite"]
 
 SUITES = ("quick", "full")
-#: The shipped bundle the quick suite runs on the board design (64 PEs), so that a change
-#: that breaks a real network on the design users build cannot land green. (The MNIST
-#: bundles do not fit the board design yet.)
-QUICK_ON_BOARD = "indian_pines_hybrid"
+#: The shipped bundles the quick suite runs on the board design (64 PEs), with their image
+#: counts, so that a change that breaks a real network on the design users build cannot land
+#: green: a hyperspectral conv3d network (multiplicative leak) and an MNIST CNN (the
+#: space-to-depth first layer with its fused max-pool, packed weight rows).
+QUICK_ON_BOARD = (("indian_pines_hybrid", 2), ("mnist_vgg", 1))
 _WIDTHS = {"w16": {}, "w32": {"membrane_bits": 32, "psum_bits": 48}}
 #: The design the random networks run on (small maps, every feature switched on).
 _RANDOM_DESIGN = {"membrane_bits": 32, "psum_bits": 48, "leak_multiplier": True,
@@ -182,14 +183,15 @@ def suite(name):
     for pes, count, count_images in random:
         cases.extend(_random_cases(pes, count, count_images, skipped))
     if name == "quick":
-        path = next(p for p in shipped_bundles() if p.stem == QUICK_ON_BOARD)
         board = for_board(DEFAULT_BOARD)
-        design = design_for(read_bundle(path), pes=board.config.pes)
-        if design != board:
-            raise ValueError(f"the quick suite's {QUICK_ON_BOARD} no longer fits the "
-                             f"{DEFAULT_BOARD} design")
-        cases.append(Case(f"{QUICK_ON_BOARD}-{DEFAULT_BOARD}", str(path), 0, None,
-                          design.config, design.sizes, 2))
+        for stem, count_images in QUICK_ON_BOARD:
+            path = next(p for p in shipped_bundles() if p.stem == stem)
+            design = design_for(read_bundle(path), pes=board.config.pes)
+            if design != board:
+                raise ValueError(f"the quick suite's {stem} no longer fits the "
+                                 f"{DEFAULT_BOARD} design")
+            cases.append(Case(f"{stem}-{DEFAULT_BOARD}", str(path), 0, None,
+                              design.config, design.sizes, count_images))
     return cases, skipped
 
 

@@ -11,9 +11,9 @@ its spike lanes, as a :class:`~spikeforge.sim.harness.Mismatch` with the same fi
 import numpy as np
 
 from ..rtl.host_port import trace_record_layout, trace_widths, unpack_rows
+from ..rtl.layout import descriptor_neuron as neuron_of, descriptor_values
 from ..rtl.sequencer import descriptor_widths
 from .harness import Mismatch
-from .harness import _neuron as neuron_of  # the harness's naming: (channel, y, x) or 3D
 
 __all__ = ["TraceChecker", "record_layout", "unpack_bits"]
 
@@ -69,13 +69,12 @@ class TraceChecker:
                 continue
             trace = self.golden.traces[plan.name]
             steps = trace.membrane.shape[0]
-            shape = (steps, plan.channels, plan.positions)
             padded = (steps, plan.groups * self.lanes, plan.positions)
             membranes = np.zeros(padded, dtype=np.int64)
-            membranes[:, :plan.channels] = trace.membrane[:, index].reshape(shape)
+            membranes[:, :plan.channels] = descriptor_values(plan, trace.membrane[:, index])
             spikes = np.zeros(padded, dtype=np.int64)
             if trace.spikes is not None:
-                spikes[:, :plan.channels] = trace.spikes[:, index].reshape(shape)
+                spikes[:, :plan.channels] = descriptor_values(plan, trace.spikes[:, index])
             table.append((membranes, spikes))
         return table
 

@@ -63,9 +63,12 @@ class PEHarness(wiring.Component):
         self.weight_rows = memory.MemoryData(shape=row_layout(self.pe.weight_bits, lanes),
                                              depth=len(weights), init=weights)
         members = {"done": Out(1), "busy": Out(1)}
+        if self.pe.weight_packing:
+            members["packed"] = In(1)
         if coord_bits is None:
             self.tap_generator = None
-            payload = tap_layout(addr_bits=addr_bits, weight_addr_bits=waddr_bits)
+            payload = tap_layout(addr_bits=addr_bits,
+                                 weight_addr_bits=waddr_bits + self.pe.weight_packing)
         else:
             self.tap_generator = TapGenerator(channel_bits=channel_bits, coord_bits=coord_bits,
                                               addr_bits=addr_bits, weight_addr_bits=waddr_bits)
@@ -78,6 +81,8 @@ class PEHarness(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.pe = pe = self.pe
+        if pe.weight_packing:
+            m.d.comb += pe.packed.eq(self.packed)
         if self.tap_generator is None:
             wiring.connect(m, source=wiring.flipped(self.i_stream), sink=pe.i_stream)
         else:

@@ -36,9 +36,11 @@ def test_quick_matrix(quick):
     assert sum(1 for case in cases if case.bundle is None) == 4
     assert len({case.design for case in cases}) == 3  # three builds for the whole suite
     assert {case.config.pes for case in cases} == {8, 4, 64}
-    # A shipped network on the board design every other command builds for it.
-    board, = [case for case in cases if case.name == "indian_pines_hybrid-pynq-z2"]
-    assert Design(board.config, board.sizes) == BOARD_DESIGNS["pynq-z2"]
+    # Shipped networks (a hyperspectral one and an MNIST CNN) on the board design every other
+    # command builds for them.
+    board = [case for case in cases if case.name.endswith("-pynq-z2")]
+    assert [case.name for case in board] == ["indian_pines_hybrid-pynq-z2", "mnist_vgg-pynq-z2"]
+    assert {Design(case.config, case.sizes) for case in board} == {BOARD_DESIGNS["pynq-z2"]}
 
 
 def test_full_matrix():

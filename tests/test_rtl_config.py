@@ -172,6 +172,26 @@ def test_init_wrong_leak_multiplier(value):
         AcceleratorConfig(leak_multiplier=value)
 
 
+@pytest.mark.parametrize("param, what", [("weight_packing", "Weight packing"),
+                                         ("space_to_depth", "Space-to-depth")])
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_init_wrong_mapping_flag(param, what, value):
+    with pytest.raises(TypeError, match=rf"^{what} must be a bool, not {value!r}$"):
+        AcceleratorConfig(**{param: value})
+
+
+@pytest.mark.parametrize("bits", [2, 5, 7])
+def test_init_wrong_weight_packing_width(bits):
+    with pytest.raises(ValueError, match=rf"^Weight packing needs an even weight width of at "
+                                         rf"least 4, not {bits}$"):
+        AcceleratorConfig(weight_bits=bits, weight_packing=True)
+
+
+def test_tap_weight_address_has_the_half_row_bit():
+    assert AcceleratorConfig(weight_depth=4096).tap_weight_addr_bits == 12
+    assert AcceleratorConfig(weight_depth=4096, weight_packing=True).tap_weight_addr_bits == 13
+
+
 @pytest.mark.parametrize("value", [0, -1.0, float("inf"), float("nan"), "125e6", True])
 def test_init_wrong_clock_hz(value):
     with pytest.raises(TypeError, match=r"^Clock frequency must be a positive number of Hz, "

@@ -275,3 +275,79 @@ def test_sim_random_seeded_streams():
     dut = PEHarness(weights=weights.tolist(), depth=64, **params)
     bank = run(dut, tap_payloads(taps), put_pause=(0, 0, 1))
     np.testing.assert_array_equal(bank, accumulate(taps, weights, 64))
+
+
+# ------------------------------------------------------------------ weight packing
+
+def packed_memory(rows, weight_bits):
+    """Memory rows holding logical rows ``2i`` (low half of each lane) and ``2i + 1`` (high
+    half), as signed ``weight_bits`` lane values."""
+    half = weight_bits // 2
+    mask = (1 << half) - 1
+    memory = []
+    for i in range(0, len(rows), 2):
+        low = rows[i]
+        high = rows[i + 1] if i + 1 < len(rows) else np.zeros_like(low)
+        word = ((high & mask) << half) | (low & mask)
+        memory.append(np.where(word >= 1 << (weight_bits - 1), word - (1 << weight_bits), word))
+    return np.array(memory, dtype=np.int64)
+
+
+def test_init_packing():
+    dut = PEArray(**{**PARAMS, "weight_bits": 8}, weight_packing=True)
+    assert dut.weight_packing is True
+    assert "packed" in dut.signature.members
+    assert dut.signature.members["i_stream"].signature.members["payload"].shape.size == (
+        6 + 8 + 1)  # out_addr, weight_addr with its half-row bit, end
+    assert "packed" not in PEArray(**PARAMS).signature.members
+
+
+@pytest.mark.parametrize("value", [1, None])
+def test_init_wrong_weight_packing_type(value):
+    with pytest.raises(TypeError, match=rf"^Weight packing must be a bool, not {value!r}$"):
+        PEArray(**PARAMS, weight_packing=value)
+
+
+@pytest.mark.parametrize("bits", [3, 2, 5])
+def test_init_wrong_weight_packing_width(bits):
+    with pytest.raises(ValueError, match=rf"^Weight packing needs an even weight width of at "
+                                         rf"least 4, not {bits}$"):
+        PEArray(**{**PARAMS, "weight_bits": bits, "psum_bits": 16}, weight_packing=True)
+
+
+@pytest.mark.parametrize("weight_bits", [4, 8])
+@pytest.mark.parametrize("put_pause", [(0,), (0, 1, 1)])
+def test_sim_packed_taps(weight_bits, put_pause):
+    # Half-width weights two per row: every tap (even and odd half rows, back to back on
+    # hot addresses) adds the logical row it names; the unpacked pass after it reads full rows.
+    rng = np.random.default_rng(weight_bits + len(put_pause))
+    lanes, logical = 16, 37
+    rows = random_weights(rng, logical, lanes, weight_bits // 2)
+    full = random_weights(rng, 5, lanes, weight_bits)
+    memory = np.concatenate([packed_memory(rows, weight_bits), full])
+    base = len(memory) - len(full)
+    params = {**PARAMS, "lanes": lanes, "weight_bits": weight_bits, "weight_addr_bits": 6}
+    dut = PEHarness(weights=memory.tolist(), depth=64, weight_packing=True, **params)
+    packed_taps = list(zip(rng.choice([1, 2, 9, *range(64)], size=120).tolist(),
+                           rng.integers(0, logical, size=120).tolist()))
+    full_taps = list(zip(rng.choice([1, 2, 9], size=30).tolist(),
+                         rng.integers(0, len(full), size=30).tolist()))
+    result = {}
+
+    async def testbench(ctx):
+        ctx.set(dut.packed, 1)
+        await stream_put_all(ctx, dut.i_stream, tap_payloads(packed_taps), pause=put_pause)
+        await wait_done(ctx, dut)
+        ctx.set(dut.packed, 0)
+        await stream_put_all(ctx, dut.i_stream,
+                             tap_payloads([(a, base + w) for a, w in full_taps]),
+                             pause=put_pause)
+        await wait_done(ctx, dut)
+        result["bank"] = np.array(read_rows(ctx, dut.bank, lanes), dtype=np.int64)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    expected = accumulate(packed_taps, rows, 64) + accumulate(full_taps, full, 64)
+    np.testing.assert_array_equal(result["bank"], expected)

@@ -122,3 +122,30 @@ def test_sim_words_land_at_the_documented_addresses():
 def test_init_wrong_lanes():
     with pytest.raises(TypeError, match=r"^Lane count must be a positive integer, not -1$"):
         SpikeWriter(lanes=-1, addr_bits=8, word_addr_bits=8, group_bits=2)
+
+
+@pytest.mark.parametrize("lanes", [4, 16, 64])
+def test_sim_fold_ors_each_channels_four_lanes(lanes):
+    # Space-to-depth: lanes 4c .. 4c + 3 are channel c's 2x2 window; the word holds their OR.
+    rng = np.random.default_rng(lanes)
+    dut = SpikeWriter(lanes=lanes, addr_bits=8, word_addr_bits=WORD_ADDR_BITS, group_bits=3)
+    rows = [int(v) for v in rng.integers(0, 1 << lanes, size=20, dtype=np.uint64)] + [0]
+    seen = []
+
+    async def testbench(ctx):
+        ctx.set(dut.params, {"word_base": 5, "groups": 1, "fold": 1})
+        for position, bits in enumerate(rows):
+            ctx.set(dut.i_stream.valid, 1)
+            ctx.set(dut.i_stream.payload, {"addr": position, "spikes": bits})
+            seen.append((ctx.get(dut.mem.en), ctx.get(dut.mem.addr), ctx.get(dut.mem.data),
+                         ctx.get(dut.spikes)))
+            await ctx.delay(1e-8)
+
+    sim = Simulator(dut)  # combinational: no clock
+    sim.add_testbench(testbench)
+    sim.run()
+    for position, (bits, (enabled, address, word, count)) in enumerate(zip(rows, seen)):
+        windows = [(bits >> (4 * c)) & 0xF for c in range(lanes // 4)]
+        assert (enabled, address) == (1, 5 + position)
+        assert word == sum(1 << c for c, window in enumerate(windows) if window)
+        assert count == bin(bits).count("1")  # the layer's spikes, before the fold

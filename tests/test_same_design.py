@@ -17,7 +17,7 @@ from spikeforge.boards.synth import SynthError
 from spikeforge.golden import read_bundle
 from spikeforge.rtl.sizing import BOARD_DESIGNS, Design, MemorySizes, design_for
 from spikeforge.rtl.top import Top
-from spikeforge.sim.regress import suite
+from spikeforge.sim.regress import shipped_bundles, suite
 from spikeforge.sim.verilog import TOP_NAME, verilog_text
 from spikeforge.tools.cli import main
 from spikeforge.tools.evaluate import default_bundle_path
@@ -94,3 +94,14 @@ def test_regress_declares_the_same_design():
     case = next(c for c in cases if c.name == "digits_snn-pes64-w16")
     assert Design(case.config, case.sizes) == design_for(network, pes=64)
     assert design_for(network, pes=64) == BOARD_DESIGNS["pynq-z2"]
+
+
+def test_every_shipped_bundle_runs_on_the_board_design():
+    # The board design is the one design for the chip: each shipped bundle fits it (memories
+    # and the top's sizes alike), so design_for never falls back to a fitted design for them.
+    paths = shipped_bundles()
+    assert len(paths) == 6
+    for path in paths:
+        network = read_bundle(path)
+        assert BOARD_DESIGNS["pynq-z2"].config.fits(network), path.stem
+        assert design_for(network) == BOARD_DESIGNS["pynq-z2"], path.stem
