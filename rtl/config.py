@@ -18,6 +18,7 @@ from amaranth.utils import ceil_log2
 
 from ..golden.network import Network
 from ..golden.synapse import current_bound
+from .pe_array import check_taps_per_cycle
 from .tap_generator import MAX_STRIDE
 
 __all__ = ["AcceleratorConfig", "FitReport", "layer_positions"]
@@ -84,8 +85,9 @@ class AcceleratorConfig:
     pes : int
         Processing elements, i.e. lanes of every row (output channels computed at once).
     taps_per_cycle : int
-        Kernel taps each PE accumulates per cycle. The PE array currently requires 1; the
-        parameter exists so that the throughput can be scaled later without a redesign.
+        Kernel taps each PE accumulates per cycle. The PE array is built for 1 only
+        (``rtl.pe_array.BUILT_TAPS_PER_CYCLE``), which the config checks too; the parameter
+        exists so that the throughput can be scaled later without a redesign.
     weight_bits, membrane_bits, psum_bits : int
         Widths of a weight (2..8), a membrane (2..32) and a partial sum (2..64,
         at least ``weight_bits``).
@@ -154,6 +156,7 @@ class AcceleratorConfig:
     def __post_init__(self):
         _check_int(self.pes, "Number of PEs")
         _check_int(self.taps_per_cycle, "Taps per cycle")
+        check_taps_per_cycle(self.taps_per_cycle)  # what the PE array builds
         _check_int(self.weight_bits, "Weight width", 2, 8)
         _check_int(self.membrane_bits, "Membrane width", 2, 32)
         _check_int(self.psum_bits, "Partial-sum width", 2, 64)

@@ -48,10 +48,20 @@ from amaranth.lib.wiring import In, Out
 
 from .interfaces import RowPortSignature, row_layout, tap_layout
 
-__all__ = ["LATENCY", "WeightReadSignature", "PEArray"]
+__all__ = ["LATENCY", "BUILT_TAPS_PER_CYCLE", "check_taps_per_cycle", "WeightReadSignature",
+           "PEArray"]
 
 #: Cycles from the ``end`` marker's transfer to ``done`` (see the module docstring).
 LATENCY = 3
+#: The taps per cycle the PE array is built for (the multi-tap variant is planned).
+BUILT_TAPS_PER_CYCLE = (1,)
+
+
+def check_taps_per_cycle(taps_per_cycle):
+    """Raise ``ValueError`` unless the PE array can be built for ``taps_per_cycle``."""
+    if taps_per_cycle not in BUILT_TAPS_PER_CYCLE:
+        raise ValueError(f"Taps per cycle must be 1 (the multi-tap variant with "
+                         f"interleaved sub-banks is planned), not {taps_per_cycle!r}")
 
 
 class WeightReadSignature(wiring.Signature):
@@ -144,9 +154,7 @@ class PEArray(wiring.Component):
         if weight_packing and (weight_bits % 2 or weight_bits < 4):
             raise ValueError(f"Weight packing needs an even weight width of at least 4, not "
                              f"{weight_bits!r}")
-        if taps_per_cycle != 1:
-            raise ValueError(f"Taps per cycle must be 1 (the multi-tap variant with "
-                             f"interleaved sub-banks is planned), not {taps_per_cycle!r}")
+        check_taps_per_cycle(taps_per_cycle)
         self._lanes = lanes
         self._weight_bits = weight_bits
         self._psum_bits = psum_bits

@@ -180,6 +180,14 @@ def test_init_wrong_mapping_flag(param, what, value):
         AcceleratorConfig(**{param: value})
 
 
+@pytest.mark.parametrize("taps", [2, 3])
+def test_init_wrong_taps_per_cycle(taps):
+    # The config refuses what the PE array cannot build, before anything is generated.
+    with pytest.raises(ValueError, match=rf"^Taps per cycle must be 1 \(the multi-tap variant "
+                                         rf"with interleaved sub-banks is planned\), not {taps}$"):
+        AcceleratorConfig(taps_per_cycle=taps)
+
+
 @pytest.mark.parametrize("bits", [2, 5, 7])
 def test_init_wrong_weight_packing_width(bits):
     with pytest.raises(ValueError, match=rf"^Weight packing needs an even weight width of at "

@@ -72,6 +72,16 @@ def _positive_int(text):
     return value
 
 
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is a negative number")
+    return value
+
+
 def _weight_bits(text):
     value = _positive_int(text)
     if not 2 <= value <= 8:
@@ -175,7 +185,7 @@ def build_parser():
                         help="print one JSON object (accuracy is a fraction 0..1)")
     golden.set_defaults(handler=_golden)
 
-    bench = commands.add_parser("bench", help="benchmarks (bench golden|sim|pim)",
+    bench = commands.add_parser("bench", help="benchmarks (bench golden|sim|pim|throughput)",
                                 description="Speed benchmarks.")
     bench_commands = bench.add_subparsers(dest="bench_command", metavar="COMMAND", required=True)
     versus = bench_commands.add_parser(
@@ -402,6 +412,27 @@ def _add_verilog_commands(commands, bench_commands):
                     "images.")
     _averaged_design_arguments(pim)
     pim.set_defaults(handler=_bench_pim)
+
+    rate = bench_commands.add_parser(
+        "throughput", help="cycles, GSOP/s and images/s of the shipped bundles vs SIA",
+        description="For every shipped bundle (or the --bundle ones) on the PYNQ-Z2 board "
+                    "design: cycles per image by the cycle model over the first N test "
+                    "images, the first M of them also on the generated Verilog (Verilator, "
+                    "checked against the golden model and the model's counters), useful "
+                    "synaptic operations per cycle and per second at 100 MHz, 125 MHz and "
+                    "the clock the cached synthesis supports, images per second and the "
+                    "dense-CNN equivalent GOPS, beside SIA's published 38.4 GOPS. The op "
+                    "conventions are printed with the table.")
+    rate.add_argument("--bundle", action="append", type=Path, metavar="B",
+                      help="a bundle to measure (repeatable; default: every shipped one)")
+    rate.add_argument("--images", type=_positive_int, default=20, metavar="N",
+                      help="test images for the cycle model (default 20)")
+    rate.add_argument("--rtl-images", type=_non_negative_int, default=1, metavar="M",
+                      help="of them, run on Verilator (default 1; 0: none)")
+    rate.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                      help="folder holding mnist/ and hsi/ (default ../shared/datasets)")
+    rate.add_argument("--json", action="store_true", help="print one JSON object")
+    rate.set_defaults(handler=_bench_throughput)
 
 
 # --------------------------------------------------------------------------- handlers
@@ -702,6 +733,27 @@ def _bench_pim(args):
     except (ProgramError, SynthError) as error:
         raise CLIError(_one_line(error)) from None
     return json.dumps(result, indent=2) if args.json else "\n".join(bench_pim_lines(result))
+
+
+def _bench_throughput(args):
+    from ..sim.regress import shipped_bundles
+    from .bench_throughput import bench_throughput, throughput_lines
+
+    if args.rtl_images > args.images:
+        raise CLIError(f"--rtl-images {args.rtl_images} is more than --images {args.images}")
+    data_dir = _data_dir(args.data_dir)
+    bundles = []
+    for path in args.bundle or shipped_bundles():
+        network, path = _load_bundle(path)
+        dataset = network.dataset.get("name")
+        if dataset not in DATASETS:
+            raise CLIError(f"the bundle {network.name!r} names no known dataset")
+        test = load_test_set(dataset, network, data_dir)
+        count = min(args.images, test.x.shape[0])
+        bundles.append((network, Path(path), dataset, test.x[:count], test.y[:count]))
+    result = bench_throughput(bundles, images=args.images, rtl_images=args.rtl_images,
+                              log=None if args.json else _log)
+    return json.dumps(result, indent=2) if args.json else "\n".join(throughput_lines(result))
 
 
 def _add_board_commands(commands):
