@@ -68,7 +68,7 @@ def test_cli_quick_suite(tmp_path, capsys):
     assert status == 0, err
     report = json.loads(out)
     assert list(report) == ["cases"]
-    assert len(report["cases"]) == 6
+    assert len(report["cases"]) == 7
     for case in report["cases"]:
         assert set(case) == JSON_KEYS
         assert case["simulator"] == "verilator"
@@ -76,10 +76,10 @@ def test_cli_quick_suite(tmp_path, capsys):
         assert case["cycles"] == case["predicted_cycles"] > 0
         assert case["cycles_per_second"] > 0
     assert "Dask local cluster: 2 workers" in err
-    assert "[6/6]" in err
+    assert "[7/7]" in err
     root = ElementTree.parse(junit).getroot()
     suite_element = root.find("testsuite")
-    assert (suite_element.get("tests"), suite_element.get("failures")) == ("6", "0")
+    assert (suite_element.get("tests"), suite_element.get("failures")) == ("7", "0")
     assert [c.get("name") for c in suite_element.iter("testcase")] == [
         c["name"] for c in report["cases"]]
     assert not (tmp_path / "waves").exists()  # nothing failed, no waveform
