@@ -15,7 +15,10 @@ leaves half a table or half a JSON object.
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
+
+from spikeforge import __version__
 
 from spikeforge.golden import BundleError, read_bundle
 
@@ -122,6 +125,7 @@ def _averaged_design_arguments(parser):
 
 def _first_test_images(args):
     """``(network, path, dataset, raw)``: the bundle and its first ``--images`` test samples."""
+    _check_pes(args.pes)
     network, path = _load_bundle(args.bundle)
     dataset = args.dataset or network.dataset.get("name")
     if dataset not in DATASETS:
@@ -142,6 +146,8 @@ def build_parser():
                      formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Integer SNN tools: inspect model bundles, run the bit-exact "
                                  "golden model on a dataset, benchmark it.")
+    parser.add_argument("--version", action="version", version=f"spikeforge {__version__}",
+                        help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     bundle = commands.add_parser("bundle", help="inspect a model bundle (bundle info BUNDLE)",
@@ -349,6 +355,9 @@ def _add_verilog_commands(commands, bench_commands):
                           help="folder to write (created if missing)")
     generate.add_argument("--pes", type=_positive_int, metavar="P",
                           help="processing elements, for a bundle (default 64)")
+    generate.add_argument("--force", action="store_true",
+                          help="replace DIR as a whole when it exists and is not empty "
+                               "(without it such a DIR is refused)")
     generate.add_argument("--json", action="store_true", help="print one JSON object")
     generate.set_defaults(handler=_generate)
 
@@ -433,9 +442,48 @@ def _bundle_info(args):
 def _data_dir(argument):
     if argument is None:
         return default_data_dir()
+    if argument.is_file():
+        raise CLIError(f"the data folder {argument} is a file, not a folder")
     if not argument.is_dir():
         raise CLIError(f"the data folder {argument} does not exist")
     return argument
+
+
+def _check_writable(path, what):
+    """Refuse an output ``path`` (``what`` names it) that cannot be written, before any work:
+    the nearest existing folder at or above it must take a new file (a read-only or
+    unwritable location fails here, not after minutes of work)."""
+    folder = Path(path).absolute()
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CLIError(f"cannot write {what} {path}: {folder} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".spikeforge-probe-"):
+            pass
+    except OSError as error:
+        raise CLIError(f"cannot write {what} {path}: the folder {folder} is not writable "
+                       f"({error.strerror})") from None
+
+
+def _with_pes(config, pes):
+    """``config`` with ``pes`` PEs (unchanged for ``None``); a PE count no design can have
+    (``AcceleratorConfig``'s checks name the limit) is a usage error."""
+    from dataclasses import replace
+
+    if pes is None:
+        return config
+    try:
+        return replace(config, pes=pes)
+    except (TypeError, ValueError) as error:
+        raise CLIError(f"--pes {pes} makes no valid design: {_one_line(error)}") from None
+
+
+def _check_pes(pes):
+    """Refuse ``--pes`` beyond what the board design can have, before any work."""
+    from spikeforge.rtl.sizing import DEFAULT_BOARD, for_board
+
+    _with_pes(for_board(DEFAULT_BOARD).config, pes)
 
 
 class _Progress:
@@ -505,6 +553,7 @@ def _train(args):
     prune = _prune_options(args)
     if not args.out.parent.is_dir():
         raise CLIError(f"the folder {args.out.parent} for the bundle does not exist")
+    _check_writable(args.out, "the bundle")
     data_dir = None
     if args.preset != "digits-conv":
         data_dir = _data_dir(args.data_dir)
@@ -590,6 +639,7 @@ def _sweep_membrane(args):
 def _simulate(args):
     from .simulate import simulate, simulate_lines
 
+    _check_pes(args.pes)
     network, path = _load_bundle(args.bundle)
     dataset = args.dataset or network.dataset.get("name")
     if dataset not in DATASETS:
@@ -633,11 +683,13 @@ def _generate(args):
 
     if args.out.exists() and not args.out.is_dir():
         raise CLIError(f"the output {args.out} exists and is not a folder")
+    _check_writable(args.out, "the output folder")
     source = default_bundle_path() if args.source is None else args.source
     if not source.is_file():
         raise CLIError(f"the source {source} does not exist")
+    _check_pes(args.pes)
     try:
-        summary = generate(source, args.out, pes=args.pes)
+        summary = generate(source, args.out, pes=args.pes, force=args.force)
     except GenerateError as error:
         raise CLIError(str(error)) from None
     return json.dumps(summary, indent=2) if args.json else "\n".join(generate_lines(summary))
@@ -770,6 +822,8 @@ def _board_design(args, need_network):
     from spikeforge.golden import quantize_input
     from spikeforge.rtl.config import AcceleratorConfig
 
+    from .generate import json_error
+
     try:
         design = board_design(args.board)
     except BoardError as error:
@@ -778,11 +832,11 @@ def _board_design(args, need_network):
     if args.config is not None:
         try:
             config = AcceleratorConfig.from_json(args.config.read_text())
+        except json.JSONDecodeError as error:
+            raise CLIError(json_error(args.config, error)) from None
         except (ValueError, TypeError) as error:
             raise CLIError(f"the config {args.config} is not valid: {error}") from None
-    if args.pes is not None:
-        config = replace(config, pes=args.pes)
-    design = replace(design, config=config)
+    design = replace(design, config=_with_pes(config, args.pes))
     network = path = images = None
     if need_network or args.bundle is not None:
         network, path = _load_bundle(args.bundle)
@@ -805,6 +859,9 @@ def _build(args):
 
     from .build import build_lines, build_project
 
+    if args.out.exists() and not args.out.is_dir():
+        raise CLIError(f"the output {args.out} exists and is not a folder")
+    _check_writable(args.out, "the output folder")
     design, network, path, images = _board_design(args, need_network=True)
     config = design.config
     if args.check_device:

@@ -80,7 +80,7 @@ def add_arguments(parser):
 def run(args):
     """Check every option, build the report, write it; return the closing line."""
     from ..rtl.program import build_program
-    from .cli import CLIError, _data_dir, _load_bundle
+    from .cli import CLIError, _check_pes, _data_dir, _load_bundle
     from .evaluate import DATASETS, load_test_set
     from .progress import Bar, wanted
     from ..rtl.sizing import design_for
@@ -88,6 +88,7 @@ def run(args):
     if importlib.util.find_spec("matplotlib") is None:
         raise CLIError("the report's figures need matplotlib, which is not installed; install "
                        "it with pip install 'spikeforge[report]'")
+    _check_pes(args.pes)
     network, path = _load_bundle(args.bundle)
     dataset = args.dataset or network.dataset.get("name")
     if dataset not in DATASETS:
