@@ -24,6 +24,7 @@ from spikeforge.golden import BundleError, read_bundle
 
 from .datasets import DatasetError, default_data_dir
 from .evaluate import DATASETS, ShapeMismatch, default_bundle_path, load_test_set
+from .inputs import INPUTS_NAME
 from .progress import Bar, LineBar, wanted
 
 __all__ = ["main", "build_parser", "CLIError"]
@@ -120,6 +121,7 @@ def _averaged_design_arguments(parser):
                         help="processing elements of the design (default 64)")
     parser.add_argument("--data-dir", type=Path, metavar="DIR",
                         help="folder holding the datasets (default ../shared/datasets)")
+    _inputs_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -127,12 +129,39 @@ def _first_test_images(args):
     """``(network, path, dataset, raw)``: the bundle and its first ``--images`` test samples."""
     _check_pes(args.pes)
     network, path = _load_bundle(args.bundle)
+    test = test_samples(args, network)
+    return network, path, test.name, test.x[:min(args.images, test.x.shape[0])]
+
+
+def _inputs_argument(parser):
+    parser.add_argument("--inputs", type=Path, metavar="FILE",
+                        help="your own raw samples instead of the dataset's test split: a .npy "
+                             "array of shape (N, *input shape) in the bundle's raw range, or a "
+                             ".npz with x and optional integer labels y")
+
+
+def test_samples(args, network, *, datasets=DATASETS):
+    """The samples a command runs: ``--inputs`` (``tools/inputs.py``, checked before any
+    work) or the test split of ``--dataset`` (default: the dataset the bundle names)."""
+    from .inputs import load_inputs
+
+    if getattr(args, "inputs", None) is not None:
+        if args.dataset is not None:
+            raise CLIError(f"--inputs {args.inputs} replaces the test set; drop --dataset "
+                           f"{args.dataset}")
+        return load_inputs(args.inputs, network)
+    return load_test_set(dataset_name(args, network, datasets=datasets), network,
+                         _data_dir(args.data_dir))
+
+
+def dataset_name(args, network, *, datasets=DATASETS):
+    """``--dataset``, or the dataset the bundle names; refused when it is none of
+    ``datasets``."""
     dataset = args.dataset or network.dataset.get("name")
-    if dataset not in DATASETS:
+    if dataset not in datasets:
         raise CLIError(f"the bundle {network.name!r} names no known dataset; pass --dataset "
-                       f"({', '.join(DATASETS)})")
-    test = load_test_set(dataset, network, _data_dir(args.data_dir))
-    return network, path, dataset, test.x[:min(args.images, test.x.shape[0])]
+                       f"({', '.join(datasets)}) or --inputs")
+    return dataset
 
 
 def _bundle_argument(parser):
@@ -171,6 +200,7 @@ def build_parser():
     _bundle_argument(golden)
     golden.add_argument("--dataset", choices=DATASETS,
                         help="test set; default: the dataset named in the bundle")
+    _inputs_argument(golden)
     golden.add_argument("--limit", type=_positive_int, metavar="N",
                         help="use only the first N test images (all when N exceeds them)")
     golden.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
@@ -263,6 +293,7 @@ def build_parser():
     _bundle_argument(simulate)
     simulate.add_argument("--dataset", choices=DATASETS,
                           help="test set; default: the dataset named in the bundle")
+    _inputs_argument(simulate)
     simulate.add_argument("--images", type=_positive_int, default=1, metavar="N",
                           help="simulate the first N test images (default 1)")
     simulate.add_argument("--pes", type=_positive_int, default=64, metavar="P",
@@ -311,6 +342,7 @@ def build_parser():
     _bundle_argument(membrane)
     membrane.add_argument("--dataset", choices=("digits", "mnist"),
                           help="test set; default: the dataset named in the bundle")
+    _inputs_argument(membrane)
     membrane.add_argument("--bits", type=_membrane_bits, default=(16, 12, 10, 8, 6),
                           metavar="B,B,...",
                           help="membrane widths, comma-separated (default 16,12,10,8,6)")
@@ -509,16 +541,12 @@ def _golden(args):
     from .report import golden_lines, golden_result
 
     network, _ = _load_bundle(args.bundle)
-    dataset = args.dataset or network.dataset.get("name")
-    if dataset not in DATASETS:
-        raise CLIError(f"the bundle {network.name!r} names no known dataset; pass --dataset "
-                       f"({', '.join(DATASETS)})")
-    test = load_test_set(dataset, network, _data_dir(args.data_dir))
+    test = test_samples(args, network)
     count = test.x.shape[0] if args.limit is None else min(args.limit, test.x.shape[0])
     progress = _Progress(enabled=not args.json)
     try:
         summary = golden_result(network, test, count, batch_size=args.batch_size,
-                                progress=progress)
+                                progress=progress, predictions=args.inputs is not None)
     finally:
         progress.close()
     metrics = summary.get("classification")
@@ -618,16 +646,24 @@ def _sweep_membrane(args):
     from .sweep import membrane_sweep, sweep_lines
 
     network, path = _load_bundle(args.bundle)
-    dataset = args.dataset or network.dataset.get("name")
-    if dataset not in ("digits", "mnist"):
-        raise CLIError(f"the bundle {network.name!r} names no dataset the sweep supports; pass "
-                       f"--dataset (digits, mnist)")
     if args.out_dir is not None and not args.out_dir.is_dir():
         raise CLIError(f"the output folder {args.out_dir} does not exist")
-    data_dir = None if dataset == "digits" else _data_dir(args.data_dir)
+    test = None
+    if args.inputs is not None:
+        test = test_samples(args, network)
+        if test.y is None:
+            raise CLIError(f"the sweep compares accuracies, so --inputs needs labels: "
+                           f"{args.inputs} has no y")
+        dataset = test.name
+    else:
+        dataset = args.dataset or network.dataset.get("name")
+        if dataset not in ("digits", "mnist"):
+            raise CLIError(f"the bundle {network.name!r} names no dataset the sweep supports; "
+                           f"pass --dataset (digits, mnist) or --inputs")
+    data_dir = None if dataset in ("digits", INPUTS_NAME) else _data_dir(args.data_dir)
     try:
         with Bar(len(args.bits), "sweep", enabled=wanted(args.json), unit="width") as bar:
-            summary = membrane_sweep(network, dataset, args.bits, data_dir=data_dir,
+            summary = membrane_sweep(network, dataset, args.bits, data_dir=data_dir, test=test,
                                      limit=args.limit, calibration=args.calibration,
                                      out_dir=args.out_dir, stem=path.stem,
                                      progress=bar.counter())
@@ -641,17 +677,15 @@ def _simulate(args):
 
     _check_pes(args.pes)
     network, path = _load_bundle(args.bundle)
-    dataset = args.dataset or network.dataset.get("name")
-    if dataset not in DATASETS:
-        raise CLIError(f"the bundle {network.name!r} names no known dataset; pass --dataset "
-                       f"({', '.join(DATASETS)})")
     if args.vcd is not None and not args.vcd.is_dir():
         raise CLIError(f"the waveform folder {args.vcd} does not exist")
-    test = load_test_set(dataset, network, _data_dir(args.data_dir))
+    test = test_samples(args, network)
+    dataset = test.name
     count = min(args.images, test.x.shape[0])
+    labels = None if test.y is None else test.y[:count]
     bar = Bar(count, "simulate", enabled=wanted(args.json) and not args.progress, unit="image")
     try:
-        summary = simulate(network, test.x[:count], test.y[:count], pes=args.pes,
+        summary = simulate(network, test.x[:count], labels, pes=args.pes,
                            first_layer=args.first_layer, simulator=args.simulator,
                            vcd_dir=args.vcd, bundle=path, dataset=dataset,
                            progress=args.progress or bar.enabled and (lambda result: bar.advance(
