@@ -250,6 +250,12 @@ def build_parser():
                        help="weight bits 2..8 (default: 8 for digits-conv, 4 for MNIST)")
     train.add_argument("--seed", type=int, default=0, metavar="S",
                        help="seed of initialisation, shuffling and augmentation (default 0)")
+    from spikeforge.train.presets import DEFAULT_THREADS   # no torch import at parse time
+
+    train.add_argument("--threads", type=_positive_int, default=DEFAULT_THREADS, metavar="N",
+                       help=f"PyTorch threads, recorded in the bundle; the same --seed and "
+                            f"--threads give the same arrays under any load (default "
+                            f"{DEFAULT_THREADS})")
     train.add_argument("--data-dir", type=Path, metavar="DIR",
                        help="folder holding mnist/ (default ../shared/datasets)")
     train.add_argument("--prune", type=_sparsity, metavar="S",
@@ -609,7 +615,7 @@ def _train(args):
         result = train_preset(args.preset, args.out, epochs=args.epochs,
                               timesteps=args.timesteps, weight_bits=args.weight_bits,
                               seed=args.seed, data_dir=data_dir, train_limit=args.train_limit,
-                              log=log, prune=prune, hsi=hsi or None)
+                              log=log, prune=prune, hsi=hsi or None, threads=args.threads)
     pruned = ""
     if "pruning" in result.network.metadata:
         rounds = result.network.metadata["pruning"]["rounds"]
