@@ -8,8 +8,10 @@ them with a typical session. ``train`` imports PyTorch only when it runs (``regr
 ``bench sim`` import cocotb and Dask only when they run), so the other commands work without
 them. Every problem with the user's input (a missing, truncated or invalid bundle or dataset
 file, a bad option) ends the program with one line ``spikeforge: error: <sentence>`` on
-stderr and exit status 2; output is written only once it is complete, so a failing run never
-leaves half a table or half a JSON object.
+stderr and exit status 2, checked before any long work (output locations too: they must be
+writable); output is written only once it is complete, so a failing run never leaves half a
+table or half a JSON object. ``--inputs FILE`` (``tools/inputs.py``) runs the user's own
+samples instead of a test split; ``spikeforge --version`` prints the version.
 """
 
 import argparse
@@ -496,11 +498,14 @@ def _data_dir(argument):
     return argument
 
 
-def _check_writable(path, what):
-    """Refuse an output ``path`` (``what`` names it) that cannot be written, before any work:
-    the nearest existing folder at or above it must take a new file (a read-only or
-    unwritable location fails here, not after minutes of work)."""
+def _check_writable(path, what, *, file=False):
+    """Refuse an output ``path`` (``what`` names it; a file to write with ``file``, else a
+    folder) that cannot be written, before any work: the nearest existing folder at or above
+    it (above it, for a file) must take a new file (a read-only or unwritable location fails
+    here, not after minutes of work)."""
     folder = Path(path).absolute()
+    if file:
+        folder = folder.parent
     while not folder.exists():
         folder = folder.parent
     if not folder.is_dir():
@@ -596,7 +601,7 @@ def _train(args):
     prune = _prune_options(args)
     if not args.out.parent.is_dir():
         raise CLIError(f"the folder {args.out.parent} for the bundle does not exist")
-    _check_writable(args.out, "the bundle")
+    _check_writable(args.out, "the bundle", file=True)
     data_dir = None
     if args.preset != "digits-conv":
         data_dir = _data_dir(args.data_dir)
