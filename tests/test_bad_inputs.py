@@ -151,6 +151,13 @@ def test_generate_refuses_a_folder_with_files_and_force_replaces_it(capsys, plac
     assert sorted(path.name for path in place.iterdir()) == ["out", "small.json"]
 
 
+def test_generate_never_replaces_the_current_directory(capsys, place):
+    (place / "small.json").write_text(json.dumps(SMALL.to_json()))
+    refused(capsys, place, ["generate", "small.json", "--out", ".", "--force"],
+            "the output folder . holds the current directory; it cannot be replaced, choose a "
+            "folder below it")
+
+
 def test_generate_into_an_empty_folder_needs_no_force(capsys, place):
     (place / "small.json").write_text(json.dumps(SMALL.to_json()))
     (place / "out").mkdir()

@@ -131,7 +131,7 @@ def _first_test_images(args):
     """``(network, path, dataset, raw)``: the bundle and its first ``--images`` test samples."""
     _check_pes(args.pes)
     network, path = _load_bundle(args.bundle)
-    test = test_samples(args, network)
+    test = samples_for(args, network)
     return network, path, test.name, test.x[:min(args.images, test.x.shape[0])]
 
 
@@ -142,7 +142,7 @@ def _inputs_argument(parser):
                              ".npz with x and optional integer labels y")
 
 
-def test_samples(args, network, *, datasets=DATASETS):
+def samples_for(args, network, *, datasets=DATASETS):
     """The samples a command runs: ``--inputs`` (``tools/inputs.py``, checked before any
     work) or the test split of ``--dataset`` (default: the dataset the bundle names)."""
     from .inputs import load_inputs
@@ -561,7 +561,7 @@ def _golden(args):
     from .report import golden_lines, golden_result
 
     network, _ = _load_bundle(args.bundle)
-    test = test_samples(args, network)
+    test = samples_for(args, network)
     count = test.x.shape[0] if args.limit is None else min(args.limit, test.x.shape[0])
     progress = _Progress(enabled=not args.json)
     try:
@@ -670,7 +670,7 @@ def _sweep_membrane(args):
         raise CLIError(f"the output folder {args.out_dir} does not exist")
     test = None
     if args.inputs is not None:
-        test = test_samples(args, network)
+        test = samples_for(args, network)
         if test.y is None:
             raise CLIError(f"the sweep compares accuracies, so --inputs needs labels: "
                            f"{args.inputs} has no y")
@@ -699,7 +699,7 @@ def _simulate(args):
     network, path = _load_bundle(args.bundle)
     if args.vcd is not None and not args.vcd.is_dir():
         raise CLIError(f"the waveform folder {args.vcd} does not exist")
-    test = test_samples(args, network)
+    test = samples_for(args, network)
     dataset = test.name
     count = min(args.images, test.x.shape[0])
     labels = None if test.y is None else test.y[:count]

@@ -134,6 +134,10 @@ def generate(source, out_dir, *, pes=None, force=False):
     if out.is_dir() and any(out.iterdir()) and not force:
         raise GenerateError(f"the output folder {out} exists and is not empty; pass --force to "
                             f"replace it as a whole")
+    here = Path.cwd().resolve()
+    if out.is_dir() and (out.resolve() == here or out.resolve() in here.parents):
+        raise GenerateError(f"the output folder {out} holds the current directory; it cannot "
+                            f"be replaced, choose a folder below it")
     config, sizes, network = _design(source, pes)
     _check_size(config, sizes, network)
     out.absolute().parent.mkdir(parents=True, exist_ok=True)

@@ -81,7 +81,7 @@ def add_arguments(parser):
 def run(args):
     """Check every option, build the report, write it; return the closing line."""
     from ..rtl.program import build_program
-    from .cli import CLIError, _check_pes, _data_dir, _load_bundle, dataset_name, test_samples
+    from .cli import CLIError, _check_pes, _data_dir, _load_bundle, dataset_name, samples_for
     from .evaluate import load_test_set
     from .inputs import INPUTS_NAME
     from .progress import Bar, wanted
@@ -94,7 +94,7 @@ def run(args):
     network, path = _load_bundle(args.bundle)
     test = None
     if args.inputs is not None:   # the file is checked here, before any work
-        test = test_samples(args, network)
+        test = samples_for(args, network)
         if test.y is None:
             raise CLIError(f"the report plots accuracies, so --inputs needs labels: "
                            f"{args.inputs} has no y")
