@@ -127,6 +127,26 @@ def write_bundle(path, manifest, arrays=None):
     return network_from_parts(manifest, arrays)
 
 
+#: The first bytes of an HDF5 file (a NIR graph is one).
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _not_a_bundle(label, head, names=()):
+    """The sentence for a file that is another known kind, or ``None``.
+
+    ``head`` is the file's first bytes, ``names`` its entries when it is a ZIP file: a NIR
+    graph (HDF5), or a PyTorch file (a ``torch.save`` ZIP holding ``data.pkl``, or a pickle).
+    """
+    if head.startswith(_HDF5_MAGIC):
+        return (f"{label} is not a spikeforge bundle: this is a NIR graph (an HDF5 file); use "
+                f"`spikeforge nir import {label} --out BUNDLE`")
+    torch_zip = any(name == "data.pkl" or name.endswith("/data.pkl") for name in names)
+    if torch_zip or (not names and head[:1] == b"\x80" and head[1:2] in b"\x02\x03\x04\x05"):
+        return (f"{label} is not a spikeforge bundle: this is a PyTorch file; see docs/api.md "
+                f"for turning a PyTorch network into a bundle")
+    return None
+
+
 def read_bundle(path):
     """Read, verify and validate the bundle at ``path``; return a :class:`Network`.
 
@@ -136,11 +156,16 @@ def read_bundle(path):
     label = os.fspath(path)
     if not os.path.isfile(label):
         _fail(f"the bundle {label} does not exist or is not a file")
+    with open(label, "rb") as handle:
+        head = handle.read(len(_HDF5_MAGIC))
+    if not zipfile.is_zipfile(label) and _not_a_bundle(label, head):
+        _fail(_not_a_bundle(label, head))
     try:
         with zipfile.ZipFile(label) as zf:
             names = zf.namelist()
             if MANIFEST_NAME not in names:
-                _fail(f"{label} has no {MANIFEST_NAME}; it is not a spikeforge bundle")
+                _fail(_not_a_bundle(label, head, names)
+                      or f"{label} has no {MANIFEST_NAME}; it is not a spikeforge bundle")
             try:
                 manifest = json.loads(zf.read(MANIFEST_NAME).decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -129,10 +129,14 @@ def _take_array(arrays, used, key, what, shape, dtype, bits):
     return array
 
 
-def _synaptic_geometry(obj, what, kind, in_shape):
-    """Return (weight_shape, kernel, stride, padding, out_shape) for a synaptic layer."""
+def _synaptic_geometry(obj, what, kind, in_shape, direct=False):
+    """Return (weight_shape, kernel, stride, padding, out_shape) for a synaptic layer
+    (``direct``: it reads the network input)."""
     if kind == "linear":
         _keys(obj, what, ["out_features"], [])
+        if len(in_shape) != 1 and direct:   # flatten cannot read the input: no advice to
+            _fail(f"{what} is linear but the network input has shape {list(in_shape)}; a "
+                  f"linear first layer needs a 1-entry input shape [N]")
         if len(in_shape) != 1:
             _fail(f"{what} is linear but its input has shape {list(in_shape)}; "
                   f"insert a flatten layer first")
@@ -211,7 +215,7 @@ def _parse_layer(obj, index, produced, arrays, used, membrane_bits):
         if len(inputs) != 1 or in_kinds[0] not in ("pixels", "spikes"):
             _fail(f"{what} must read exactly one spiking layer or the network input")
         weight_shape, kernel, stride, padding, out_shape = _synaptic_geometry(
-            {k: obj[k] for k in extra}, what, kind, in_shapes[0])
+            {k: obj[k] for k in extra}, what, kind, in_shapes[0], in_kinds[0] == "pixels")
         weight_bits = _int(obj["weight_bits"], f"{what}.weight_bits", *WEIGHT_BITS)
         weight = _take_array(arrays, used, f"{name}.weight", what, weight_shape,
                              ARRAY_DTYPES["weight"], weight_bits)
@@ -264,7 +268,7 @@ def _parse_layer(obj, index, produced, arrays, used, membrane_bits):
     wants_neuron = output in ("spikes", "membrane") and kind not in ("maxpool2d", "flatten")
     if wants_neuron:
         if "neuron" not in obj:
-            _fail(f"{what} outputs {output!r} and so needs a 'neuron' object")
+            _fail(f"{what} is missing the field 'neuron' (it outputs {output!r})")
         fields["neuron"] = _parse_neuron(obj["neuron"], f"{what}.neuron", output, membrane_bits)
     elif "neuron" in obj:
         _fail(f"{what} outputs {output!r} and must not have a 'neuron' object")
@@ -304,8 +308,10 @@ def network_from_parts(manifest, arrays):
 
     spec = _keys(manifest["input"], "the input", ["shape", "bits", "raw_min", "raw_max"])
     shape = spec["shape"]
-    if not isinstance(shape, list) or not 1 <= len(shape) <= 4:
-        _fail(f"input.shape must be a list of 1 to 4 positive integers, not {shape!r}")
+    # No layer reads a 2-entry input: linear needs [N], conv2d [C, H, W], conv3d [C, D, H, W].
+    if not isinstance(shape, list) or len(shape) not in (1, 3, 4):
+        _fail(f"input.shape must be a list of 1, 3 or 4 positive integers ([N], [C, H, W] or "
+              f"[C, D, H, W]), not {shape!r}")
     shape = tuple(_int(v, f"input.shape[{i}]", 1) for i, v in enumerate(shape))
     raw = []
     for key in ("raw_min", "raw_max"):

@@ -88,12 +88,16 @@ def quantize_input(raw, spec):
 
 
 def check_input(network, x):
-    """Return ``x`` as ``int64`` after checking its shape and range; raise ``ValueError``."""
+    """Return ``x`` as ``int64`` after checking its shape (at least one sample), dtype and
+    range; raise ``ValueError``."""
     x = np.asarray(x)
     expected = network.input.shape
     if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != tuple(expected):
         raise ValueError(f"input batch has shape {tuple(x.shape)}, expected (N, "
                          f"{', '.join(map(str, expected))}) for network {network.name!r}")
+    if x.shape[0] == 0:
+        raise ValueError(f"input batch is empty (shape {tuple(x.shape)}); give the network "
+                         f"{network.name!r} at least one sample")
     if not np.issubdtype(x.dtype, np.integer):
         raise ValueError(f"input batch has dtype {x.dtype}; quantize it to integers first "
                          f"(spikeforge.golden.quantize_input)")
@@ -162,6 +166,12 @@ def run(network: Network, x, *, trace=False):
 
     Returns a :class:`GoldenResult`. With ``trace=True`` it also holds, per layer, the
     current, membrane and spikes of every timestep (memory grows with T x N x neurons).
+
+    Raises
+    ------
+    ValueError
+        ``x`` is an empty batch (N = 0), has the wrong shape, is not integer or leaves the
+        input range (:func:`check_input`).
     """
     x = check_input(network, x)
     timesteps, n = network.timesteps, x.shape[0]

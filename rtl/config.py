@@ -428,18 +428,23 @@ class AcceleratorConfig:
         """
         if isinstance(obj, str):
             obj = json.loads(obj)
-        if not isinstance(obj, dict) or obj.get("format") != FORMAT_NAME:
-            raise ValueError(f"Not an accelerator config manifest (format {FORMAT_NAME!r}): "
-                             f"{obj!r}")
+        if not isinstance(obj, dict):
+            raise ValueError(f"Not an accelerator config manifest (a JSON object with format "
+                             f"{FORMAT_NAME!r}): a {type(obj).__name__}")
+        names = [f.name for f in fields(cls)]
+        header = ("format", "format_version")
+        unknown = sorted(set(obj) - set(names) - set(header))
+        if unknown:
+            raise ValueError(f"Accelerator config manifest has an unknown field {unknown[0]!r}; "
+                             f"the known fields are {', '.join((*header, *names))}")
+        if obj.get("format") != FORMAT_NAME:
+            raise ValueError(f"Not an accelerator config manifest: its format must be "
+                             f"{FORMAT_NAME!r}, not {obj.get('format')!r}")
         if obj.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"Accelerator config format version must be {FORMAT_VERSION}, "
                              f"not {obj.get('format_version')!r}")
-        names = [f.name for f in fields(cls)]
-        given = {k: v for k, v in obj.items() if k not in ("format", "format_version")}
+        given = {k: v for k, v in obj.items() if k not in header}
         missing = [n for n in names if n not in given]
         if missing:
             raise ValueError(f"Accelerator config manifest is missing the field {missing[0]!r}")
-        unknown = sorted(set(given) - set(names))
-        if unknown:
-            raise ValueError(f"Accelerator config manifest has an unknown field {unknown[0]!r}")
         return cls(**given)

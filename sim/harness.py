@@ -169,6 +169,7 @@ class Harness:
             except Mismatch as mismatch:
                 index = mismatch.image - first_index
                 if vcd_dir is not None:
+                    Path(vcd_dir).mkdir(parents=True, exist_ok=True)  # created when missing
                     path = Path(vcd_dir) / f"image{mismatch.image}.vcd"
                     try:
                         self._simulate(images, golden, [index], False, first_index, path, [])

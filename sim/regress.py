@@ -13,6 +13,10 @@ sizes). :func:`suite` declares the matrix of a suite:
   it, and a :func:`~spikeforge.rtl.sizing.fitted` design with 32-bit membranes and 48-bit
   partial sums), and twelve random networks on 4- and 8-PE designs.
 
+:func:`bundle_cases` adds a user's own bundle to either (``spikeforge regress --bundle``): one
+case per PE count on the design every command builds for it, on seeded random images or on
+the user's own.
+
 :func:`run_case` runs one case on Verilator, Icarus (cocotb, ``sim/cosim.py``) or the
 Amaranth simulator (``sim/harness.py``) and returns a :class:`CaseResult`. :func:`run_suite`
 submits the cases to a Dask ``distributed`` cluster: an in-process ``LocalCluster`` by
@@ -23,7 +27,7 @@ real cluster builds it there once.
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +39,8 @@ from ..rtl.program import build_program
 from ..rtl.sizing import (DEFAULT_BOARD, MemorySizes, design_for, fitted, for_board,
                           sizes_for)
 
-__all__ = ["SUITES", "Case", "CaseResult", "suite", "shipped_bundles", "run_case",
-           "run_suite"]
+__all__ = ["SUITES", "Case", "CaseResult", "suite", "shipped_bundles", "bundle_cases",
+           "run_case", "run_suite"]
 
 SUITES = ("quick", "full")
 #: The shipped bundles the quick suite runs on the board design (64 PEs), with their image
@@ -68,6 +72,8 @@ class Case:
     images : int
     fault : rtl.host_port.MembraneFault or None
         Tests only: run a design with this fault (it must fail).
+    samples : numpy.ndarray or None
+        The integer images to run instead of seeded random ones (``images`` of them).
     """
 
     name: str
@@ -78,6 +84,7 @@ class Case:
     sizes: MemorySizes
     images: int = 2
     fault: object = None
+    samples: object = field(default=None, compare=False)
 
     def network(self):
         if self.bundle is not None:
@@ -85,7 +92,9 @@ class Case:
         return network_from_parts(*random_network(self.seed, self.template))
 
     def inputs(self, network):
-        """The case's seeded random integer images."""
+        """The case's images: ``samples``, or seeded random integer images."""
+        if self.samples is not None:
+            return self.samples
         spec = {"input": {"shape": list(network.input.shape), "bits": network.input.bits}}
         return random_input(np.random.default_rng(self.seed), spec, self.images)
 
@@ -193,6 +202,30 @@ def suite(name):
             cases.append(Case(f"{stem}-{DEFAULT_BOARD}", str(path), 0, None,
                               design.config, design.sizes, count_images))
     return cases, skipped
+
+
+def bundle_cases(path, *, pes_counts=(64,), samples=None, images=2):
+    """The cases of the bundle at ``path``: one per PE count in ``pes_counts``, named
+    ``<bundle stem>-pes<P>``, on :func:`~spikeforge.rtl.sizing.design_for`'s design, with
+    the integer images ``samples`` (N, *input shape) or ``images`` seeded random ones.
+
+    Raises
+    ------
+    BundleError
+        ``path`` is not a valid bundle.
+    ValueError
+        The network runs on no design of one of the PE counts (``fits``'s reasons), or its
+        program cannot be built.
+    """
+    network = read_bundle(path)
+    cases = []
+    for pes in pes_counts:
+        design = design_for(network, pes=pes)
+        build_program(network, design.config, design.sizes)  # a layer the RTL cannot run
+        count = images if samples is None else int(samples.shape[0])
+        cases.append(Case(f"{Path(path).stem}-pes{pes}", str(path), 0, None, design.config,
+                          design.sizes, count, samples=samples))
+    return cases
 
 
 def _failure(image, text):

@@ -216,7 +216,7 @@ MANIFEST_ERRORS = [
     ("padding >= kernel", _set(["c1", "padding"], [3, 1]),
      r"layer 'c1'\.padding\[0\] is 3; it must be smaller than the kernel \(3\)"),
     ("missing neuron", _set(["ap", "neuron"], _DELETE),
-     r"layer 'ap' outputs 'spikes' and so needs a 'neuron' object"),
+     r"layer 'ap' is missing the field 'neuron' \(it outputs 'spikes'\)"),
     ("neuron on max-pool", _set(["mp", "neuron"], {"threshold": 1, "reset": "zero"}),
      r"layer 'mp' outputs 'spikes' and must not have a 'neuron' object"),
     ("neuron on a current", _set(["c2", "neuron"], {"threshold": 1, "reset": "zero"}),

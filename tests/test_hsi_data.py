@@ -210,7 +210,7 @@ def test_rebuilt_test_split_equals_the_built_one_and_detects_changes(tmp_path):
     with pytest.raises(DatasetError, match="split.seed is 'two', not an integer"):
         hsi.rebuild_test(record, tmp_path)
     del record["pca"]
-    with pytest.raises(DatasetError, match="no field 'pca.components'"):
+    with pytest.raises(DatasetError, match="is missing the field 'pca.components'"):
         hsi.rebuild_test(record, tmp_path)
 
 

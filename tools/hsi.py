@@ -349,7 +349,7 @@ def _field(record, path, kind):
     value = record
     for key in path.split("."):
         if not isinstance(value, dict) or key not in value:
-            raise DatasetError(f"the bundle's dataset.hsi has no field {path!r}")
+            raise DatasetError(f"the bundle's dataset.hsi is missing the field {path!r}")
         value = value[key]
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise DatasetError(f"the bundle's dataset.hsi.{path} is {value!r}, not an integer")

@@ -29,15 +29,19 @@ def check_simulator(simulator):
     check_cosim(simulator)
 
 
-def regress(suite_name, simulator, *, jobs=2, scheduler=None, waves_dir=None, log=None):
-    """Run suite ``suite_name`` on ``simulator``; return a summary dict.
+def regress(suite_name, simulator, *, jobs=2, scheduler=None, waves_dir=None, log=None,
+            extra=()):
+    """Run suite ``suite_name`` (``"none"``: no suite) and the cases ``extra`` (the user's
+    bundle, :func:`~spikeforge.sim.regress.bundle_cases`) on ``simulator``; return a summary
+    dict.
 
     The summary holds ``results`` (:class:`~spikeforge.sim.regress.CaseResult` in matrix
-    order), ``skipped`` (``(case, reason)`` left out of the matrix) and ``seconds``.
-    ``log(text)`` gets the progress lines.
+    order, ``extra`` last), ``skipped`` (``(case, reason)`` left out of the matrix) and
+    ``seconds``. ``log(text)`` gets the progress lines.
     """
     check_simulator(simulator)
-    cases, skipped = suite(suite_name)
+    cases, skipped = suite(suite_name) if suite_name != "none" else ([], [])
+    cases = [*cases, *extra]
     report = log or (lambda text: None)
     for name, reason in skipped:
         report(f"not in the matrix: {name}: {reason}")

@@ -172,21 +172,25 @@ def golden_summary(network, evaluation, dataset, description):
     }
 
 
-def golden_result(network, test, count, *, batch_size=256, progress=None):
+def golden_result(network, test, count, *, batch_size=256, progress=None, predictions=False):
     """What ``spikeforge golden --json`` prints for the first ``count`` samples of ``test``.
 
     :func:`golden_summary` of :func:`~spikeforge.tools.evaluate.evaluate`, plus
-    ``classification`` (OA, AA, kappa) for a hyperspectral test set. ``spikeforge report``
-    calls this same function, so its numbers are the ``golden`` command's.
+    ``classification`` (OA, AA, kappa) for a hyperspectral test set, and with
+    ``predictions`` the predicted class of every sample. ``spikeforge report`` calls this same
+    function, so its numbers are the ``golden`` command's.
     """
     from .evaluate import class_metrics, evaluate
 
-    evaluation = evaluate(network, test.x[:count], test.y[:count], batch_size=batch_size,
+    labels = None if test.y is None else test.y[:count]
+    evaluation = evaluate(network, test.x[:count], labels, batch_size=batch_size,
                           progress=progress)
     summary = golden_summary(network, evaluation, test.name, test.description)
     metrics = class_metrics(test, evaluation)   # hyperspectral scenes: OA, AA, kappa
     if metrics is not None:
         summary["classification"] = metrics
+    if predictions:
+        summary["predictions"] = evaluation.predictions.tolist()
     return summary
 
 
@@ -203,7 +207,8 @@ def golden_lines(summary):
         f"bundle      {summary['bundle']['name']} ({summary['bundle']['content_hash']})",
         f"dataset     {summary['description']}",
         f"accuracy    {summary['accuracy'] * 100:.2f} % ({summary['correct']}/"
-        f"{summary['images']} images, T={summary['timesteps']})",
+        f"{summary['images']} images, T={summary['timesteps']})" if summary["accuracy"] is not None
+        else f"accuracy    - (no labels; {summary['images']} images, T={summary['timesteps']})",
         f"first-layer MACs  {summary['first_layer_macs']} ({_fmt(per_image['first_layer_macs'])}"
         f" per image)",
         f"synaptic ops      {summary['synaptic_ops']} ({_fmt(per_image['synaptic_ops'])}"
@@ -211,6 +216,11 @@ def golden_lines(summary):
         f"spikes            {summary['spikes']} ({_fmt(per_image['spikes'])} per image)",
         "",
     ]
+    if "predictions" in summary:
+        shown = summary["predictions"][:32]
+        more = len(summary["predictions"]) - len(shown)
+        lines.insert(-1, "predictions       " + " ".join(map(str, shown))
+                     + (f" ... ({more} more; --json has all)" if more else ""))
     rows = [[layer["name"], layer["type"], layer["synaptic_ops"],
              _fmt(layer["synaptic_ops_per_image"]), layer["spikes"],
              _fmt(layer["spikes_per_image"]),

@@ -51,12 +51,13 @@ _RESOURCES = ("LUT", "FF", "BRAM", "DSP48E1")
 
 def add_arguments(parser):
     """The options of ``spikeforge report`` (the CLI's handler is :func:`run`)."""
-    from .cli import _bundle_argument, _positive_int
+    from .cli import _bundle_argument, _inputs_argument, _positive_int
     from .evaluate import DATASETS
 
     _bundle_argument(parser)
     parser.add_argument("--dataset", choices=DATASETS,
                         help="test set; default: the dataset named in the bundle")
+    _inputs_argument(parser)
     parser.add_argument("--images", type=_positive_int, default=20, metavar="N",
                         help="golden, cycle and energy numbers on the first N test images "
                              "(default 20)")
@@ -80,19 +81,24 @@ def add_arguments(parser):
 def run(args):
     """Check every option, build the report, write it; return the closing line."""
     from ..rtl.program import build_program
-    from .cli import CLIError, _data_dir, _load_bundle
-    from .evaluate import DATASETS, load_test_set
+    from .cli import CLIError, _check_pes, _data_dir, _load_bundle, dataset_name, samples_for
+    from .evaluate import load_test_set
+    from .inputs import INPUTS_NAME
     from .progress import Bar, wanted
     from ..rtl.sizing import design_for
 
     if importlib.util.find_spec("matplotlib") is None:
         raise CLIError("the report's figures need matplotlib, which is not installed; install "
                        "it with pip install 'spikeforge[report]'")
+    _check_pes(args.pes)
     network, path = _load_bundle(args.bundle)
-    dataset = args.dataset or network.dataset.get("name")
-    if dataset not in DATASETS:
-        raise CLIError(f"the bundle {network.name!r} names no known dataset; pass --dataset "
-                       f"({', '.join(DATASETS)})")
+    test = None
+    if args.inputs is not None:   # the file is checked here, before any work
+        test = samples_for(args, network)
+        if test.y is None:
+            raise CLIError(f"the report plots accuracies, so --inputs needs labels: "
+                           f"{args.inputs} has no y")
+    dataset = dataset_name(args, network) if test is None else test.name
     if args.out.exists() and not args.out.is_dir():
         raise CLIError(f"the output {args.out} exists and is not a folder")
     if not 0 <= args.rtl_images <= args.images:
@@ -103,7 +109,7 @@ def run(args):
     if args.raster_layer is not None and args.raster_layer not in spiking:
         raise CLIError(f"--raster-layer {args.raster_layer!r} is not a spiking layer of "
                        f"{network.name!r} ({', '.join(spiking)})")
-    if args.sweep_membrane and dataset not in ("digits", "mnist"):
+    if args.sweep_membrane and dataset not in ("digits", "mnist", INPUTS_NAME):
         raise CLIError(f"--sweep-membrane supports the digits and mnist datasets, not "
                        f"{dataset}")
     try:   # a network that does not fit the design fails here, before any long work
@@ -112,9 +118,10 @@ def run(args):
         program = build_program(network, config, sizes)
     except ValueError as error:  # ProgramError, or no design runs the network
         raise CLIError(str(error)) from None
-    test = load_test_set(dataset, network, _data_dir(args.data_dir))
+    if test is None:
+        test = load_test_set(dataset, network, _data_dir(args.data_dir))
     count = min(args.images, test.x.shape[0])
-    data_dir = None if dataset == "digits" else _data_dir(args.data_dir)
+    data_dir = None if dataset in ("digits", INPUTS_NAME) else _data_dir(args.data_dir)
     bar = Bar(None, "report", enabled=wanted())
     try:
         report = build_report(network, path, test, count, program=program, pes=args.pes,
@@ -187,6 +194,7 @@ def build_report(network, path, test, count, *, program, pes, first_layer, rtl_i
     from spikeforge.golden import run as golden_run
 
     from .energy import energy
+    from .inputs import INPUTS_NAME
     from .report import golden_result
     from .simulate import simulate
     from .sweep import membrane_sweep
@@ -229,7 +237,7 @@ def build_report(network, path, test, count, *, program, pes, first_layer, rtl_i
     if sweep:
         tell("report: membrane-width sweep")
         sweep_json = membrane_sweep(network, test.name, _SWEEP_BITS, data_dir=data_dir,
-                                    limit=count)
+                                    limit=count, test=test if test.name == INPUTS_NAME else None)
     metadata = network.metadata
     return {
         "bundle": {"path": str(path), "name": network.name,

@@ -66,6 +66,9 @@ def simulate(network, raw, labels, *, pes=64, first_layer="mac", simulator="amar
              vcd_dir=None, bundle=None, dataset=None, progress=False):
     """Run the first ``len(raw)`` raw test samples; return the summary dict.
 
+    ``labels`` may be ``None`` (unlabelled ``--inputs``): then each row's ``label`` and the
+    summary's ``correct`` are ``None``.
+
     ``progress`` writes one line per finished image to stderr (Amaranth simulator); a
     callable instead hears each finished image's ``sim.harness.ImageResult``.
 
@@ -98,13 +101,13 @@ def simulate(network, raw, labels, *, pes=64, first_layer="mac", simulator="amar
         results = _cosim_rows(simulator, network, config, sizes, images, vcd_dir)
     seconds = time.perf_counter() - began
     rows = []
-    for result, label in zip(results, labels):
+    for result, label in zip(results, [None] * len(results) if labels is None else labels):
         passed = result["mismatch"] is None
         # Every busy counter the model predicts, the total among them.
         differ = sorted(name for name, value in result["predicted_counters"].items()
                         if result["counters"].get(name) != value) if passed else []
         rows.append({**result, "pass": passed and not differ, "counters_differ": differ,
-                     "label": int(label),
+                     "label": None if label is None else int(label),
                      "mismatch": None if passed else str(result["mismatch"])})
     measured = [r["cycles"] for r in rows if r["cycles"] is not None]
     return {
@@ -114,7 +117,8 @@ def simulate(network, raw, labels, *, pes=64, first_layer="mac", simulator="amar
         "mismatches": sum(1 for r in rows if r["mismatch"] is not None),
         "cycle_model_mismatches": sum(1 for r in rows if r["counters_differ"]),
         "failed": sum(1 for r in rows if not r["pass"]),
-        "correct": sum(1 for r in rows if r["prediction"] == r["label"]),
+        "correct": None if labels is None else sum(1 for r in rows
+                                                   if r["prediction"] == r["label"]),
         "cycles": [r["cycles"] for r in rows],
         "predicted_cycles": [r["predicted_cycles"] for r in rows],
         "mean_cycles": round(sum(measured) / len(measured), 1) if measured else None,
@@ -136,9 +140,10 @@ def simulate_lines(summary):
     for row in summary["results"]:
         cycles = "-" if row["cycles"] is None else str(row["cycles"])
         prediction = "-" if row["prediction"] is None else str(row["prediction"])
+        label = "-" if row["label"] is None else str(row["label"])
         lines.append(f"{row['image']:>5}  {'pass' if row['pass'] else 'FAIL':<6}  "
                      f"{cycles:>8}  {row['predicted_cycles']:>9}  {prediction:>4}  "
-                     f"{row['label']:>5}")
+                     f"{label:>5}")
         if row["mismatch"] is not None:
             lines.append(f"       {row['mismatch']}")
         for name in row["counters_differ"]:
@@ -146,7 +151,8 @@ def simulate_lines(summary):
                          f"{row['predicted_counters'][name]}")
     mean = summary["mean_cycles"] or 0
     lines.append(f"mismatches: {summary['mismatches']}, cycle-model disagreements: "
-                 f"{summary['cycle_model_mismatches']}, correct: {summary['correct']}/"
+                 f"{summary['cycle_model_mismatches']}, correct: "
+                 f"{'-' if summary['correct'] is None else summary['correct']}/"
                  f"{summary['images']}, mean {mean:.0f} cycles per image "
                  f"({mean / summary['clock_hz'] * 1e6:.2f} us at "
                  f"{summary['clock_hz'] / 1e6:.0f} MHz), simulated in "

@@ -17,6 +17,7 @@ from spikeforge.train.membrane import MIN_MEMBRANE_BITS, narrow_network, output_
 
 from .datasets import DatasetError, digits_split, mnist_split
 from .evaluate import evaluate, load_test_set
+from .inputs import INPUTS_NAME
 
 __all__ = ["MAX_MEMBRANE_BITS", "parse_bits", "calibration_inputs", "membrane_sweep",
            "sweep_lines"]
@@ -58,7 +59,7 @@ def calibration_inputs(dataset, network, data_dir, count):
 
 
 def membrane_sweep(network, dataset, bits, *, data_dir=None, limit=None, calibration=256,
-                   batch_size=256, out_dir=None, stem=None, progress=None):
+                   batch_size=256, out_dir=None, stem=None, progress=None, test=None):
     """Accuracy of ``network`` re-exported at each membrane width in ``bits``.
 
     Parameters
@@ -76,6 +77,9 @@ def membrane_sweep(network, dataset, bits, *, data_dir=None, limit=None, calibra
         Also write each narrowed bundle there as ``<stem>_m<B>.sfb``.
     progress : callable, optional
         Called as ``progress(done, total)`` after each width.
+    test : TestSet, optional
+        Labelled samples to use instead of ``dataset``'s test split (``--inputs``); the
+        output layer's peak is then calibrated on their first ``calibration`` samples.
 
     Returns
     -------
@@ -83,10 +87,14 @@ def membrane_sweep(network, dataset, bits, *, data_dir=None, limit=None, calibra
         The summary (``rows``: one per width, with ``accuracy``, ``correct``, ``input_bits``,
         ``shifts`` and ``delta`` = accuracy minus the original's).
     """
-    test = load_test_set(dataset, network, data_dir)
+    if test is None:
+        test = load_test_set(dataset, network, data_dir)
+        calibrating = calibration_inputs(dataset, network, data_dir, calibration)
+    else:
+        calibrating = quantize_input(test.x[:calibration], network.input)
     count = test.x.shape[0] if limit is None else min(limit, test.x.shape[0])
     raw, labels = test.x[:count], test.y[:count]
-    peak = output_peak(network, calibration_inputs(dataset, network, data_dir, calibration))
+    peak = output_peak(network, calibrating)
     original = evaluate(network, raw, labels, batch_size=batch_size)
     rows = []
     for width in bits:
@@ -107,7 +115,9 @@ def membrane_sweep(network, dataset, bits, *, data_dir=None, limit=None, calibra
     return {"bundle": network.name, "dataset": dataset, "test": test.description,
             "images": count, "timesteps": network.timesteps,
             "original_bits": network.membrane_bits, "original_accuracy": original.accuracy,
-            "original_input_bits": network.input.bits, "calibration_images": calibration,
+            "original_input_bits": network.input.bits,
+            "calibration_images": int(calibrating.shape[0]),
+            "calibration_on": "--inputs samples" if dataset == INPUTS_NAME else "training images",
             "output_peak": peak, "rows": rows}
 
 
@@ -117,7 +127,8 @@ def sweep_lines(summary):
              f"{summary['original_bits']}-bit membrane, {summary['original_input_bits']}-bit "
              f"input): golden model on {summary['images']} images of {summary['test']}",
              f"original accuracy {100 * summary['original_accuracy']:.2f} %; output peak "
-             f"|V| {summary['output_peak']} on {summary['calibration_images']} training images",
+             f"|V| {summary['output_peak']} on {summary['calibration_images']} "
+             f"{summary['calibration_on']}",
              "",
              f"{'bits':>4}  {'input':>5}  {'accuracy':>8}  {'delta':>6}  {'ops/image':>10}  "
              f"rescaled layers (right shift)"]

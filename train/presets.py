@@ -46,8 +46,14 @@ class PresetResult:
     seconds: float
 
 
+#: PyTorch threads of a training run unless told otherwise: one, so that a run gives the same
+#: arrays on any machine and under any load (float reductions depend on the thread count).
+DEFAULT_THREADS = 1
+
+
 def train_preset(preset, out, *, epochs=None, timesteps=None, weight_bits=None, seed=0,
-                 data_dir=None, train_limit=None, log=print, prune=None, hsi=None):
+                 data_dir=None, train_limit=None, log=print, prune=None, hsi=None,
+                 threads=DEFAULT_THREADS):
     """Train ``preset`` and write its bundle to ``out``.
 
     Parameters
@@ -79,6 +85,10 @@ def train_preset(preset, out, *, epochs=None, timesteps=None, weight_bits=None, 
     hsi : dict, optional
         Hyperspectral presets only: ``split`` (``"random"`` or ``"disjoint"``) and
         ``train_fraction`` (see :class:`spikeforge.train.hsi.HSIConfig`).
+    threads : int
+        PyTorch intra-op threads for the whole run (``torch.set_num_threads``; restored
+        afterwards), recorded in the metadata as ``torch_threads``. The same ``seed`` and
+        ``threads`` give the same arrays, however loaded the machine.
 
     Returns
     -------
@@ -91,6 +101,20 @@ def train_preset(preset, out, *, epochs=None, timesteps=None, weight_bits=None, 
     if prune and prune.get("sparsity") and preset not in PRUNABLE_PRESETS:
         raise ValueError(f"pruning is implemented for the presets {', '.join(PRUNABLE_PRESETS)}"
                          f", not for {preset!r}")
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _train(preset, out, epochs=epochs, timesteps=timesteps, weight_bits=weight_bits,
+                      seed=seed, data_dir=data_dir, train_limit=train_limit, log=log,
+                      prune=prune, hsi=hsi, threads=threads)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(preset, out, *, epochs, timesteps, weight_bits, seed, data_dir, train_limit, log,
+           prune, hsi, threads):
     started = time.perf_counter()
     if preset == "digits-conv":
         from .digits import DigitsConfig, train_digits
@@ -103,7 +127,7 @@ def train_preset(preset, out, *, epochs=None, timesteps=None, weight_bits=None, 
         if weight_bits is not None:
             overrides["weight_bits"] = weight_bits
         config = DigitsConfig(**overrides)
-        extra = {"preset": preset, "seed": seed,
+        extra = {"preset": preset, "seed": seed, "torch_threads": threads,
                  "epochs": {"float": config.float_epochs, "qat": config.qat_epochs}}
         run = train_digits(out, config, log=log, extra_metadata=extra)
         test_images = run.network.metadata["test_images"]
