@@ -21,10 +21,14 @@ from ..golden.synapse import current_bound
 from .pe_array import check_taps_per_cycle
 from .tap_generator import MAX_STRIDE
 
-__all__ = ["AcceleratorConfig", "FitReport", "layer_positions"]
+__all__ = ["MAX_PES", "AcceleratorConfig", "FitReport", "layer_positions"]
 
 FORMAT_NAME = "spikeforge-accelerator"
 FORMAT_VERSION = 1
+
+#: The most PEs a design may have: a row of 1,024 lanes is already 20 kbit of partial sums and
+#: 1,024 adders per stage; nothing wider is generated (the xc7z020 holds 64).
+MAX_PES = 1024
 
 #: The first-layer blocks a design can have (``rtl/reference_mac.py``,
 #: ``rtl/pim_first_layer.py``).
@@ -154,7 +158,7 @@ class AcceleratorConfig:
     clock_hz: float = 125e6
 
     def __post_init__(self):
-        _check_int(self.pes, "Number of PEs")
+        _check_int(self.pes, "Number of PEs", 1, MAX_PES)
         _check_int(self.taps_per_cycle, "Taps per cycle")
         check_taps_per_cycle(self.taps_per_cycle)  # what the PE array builds
         _check_int(self.weight_bits, "Weight width", 2, 8)

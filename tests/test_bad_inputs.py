@@ -28,7 +28,7 @@ SMALL = AcceleratorConfig(pes=4, max_positions=64, weight_depth=256, spike_memor
 KNOWN_FIELDS = ("format, format_version, pes, taps_per_cycle, weight_bits, membrane_bits, "
                 "psum_bits, max_positions, max_in_channels, max_out_channels, max_feature_size, "
                 "max_timesteps, weight_depth, spike_memory_bits, spike_bitmaps, leak_multiplier, "
-                "first_layer, pim_rows, pim_columns, clock_hz")
+                "weight_packing, space_to_depth, first_layer, pim_rows, pim_columns, clock_hz")
 
 
 def _tree(folder):
@@ -99,8 +99,8 @@ def read_only(tmp_path):
 @pytest.mark.parametrize("command", ["simulate", "synth"])
 def test_pes_beyond_the_design_names_the_parameter_and_the_limit(capsys, place, command):
     refused(capsys, place, [command, "--pes", 100000],
-            "--pes 100000 makes no valid design: Spike memory must hold at least one "
-            "100000-bit word, not 65536 bits")
+            "--pes 100000 makes no valid design: Number of PEs must be an integer in "
+            "1..1024, not 100000")
 
 
 # --------------------------------------------------------------------------- generate

@@ -73,8 +73,8 @@ def test_bundle_without_inputs_runs_seeded_random_images(mine):
     (["--pes", "8"], "--pes applies to the --bundle cases; pass --bundle"),
     (["--bundle", "none.sfb"], "the bundle none.sfb does not exist or is not a file"),
     (["--bundle", "tiny.sfb", "--pes", "4,100000"],
-     "--pes 100000 makes no valid design: Spike memory must hold at least one 100000-bit "
-     "word, not 65536 bits"),
+     "--pes 100000 makes no valid design: Number of PEs must be an integer in 1..1024, not "
+     "100000"),
     (["--bundle", "tiny.sfb", "--pes", "4,x"], "argument --pes: 'x' is not a whole number"),
     (["--bundle", "tiny.sfb", "--inputs", "flat.npy"],
      "the inputs flat.npy have shape (5, 64); the bundle 'tiny_digits' expects (N, 1, 8, 8)"),

@@ -125,12 +125,20 @@ def test_frozen_and_keyword_only():
         AcceleratorConfig(64)
 
 
-POSITIVE = [("pes", "Number of PEs"), ("taps_per_cycle", "Taps per cycle"),
+POSITIVE = [("taps_per_cycle", "Taps per cycle"),
             ("max_positions", "Maximum position count"),
             ("max_in_channels", "Maximum input channel count"),
             ("max_out_channels", "Maximum output channel count"),
             ("max_feature_size", "Maximum feature map size"),
             ("weight_depth", "Weight memory depth"), ("spike_memory_bits", "Spike memory size")]
+
+
+@pytest.mark.parametrize("value", [0, -3, 1025, 2.0, "8", True, None])
+def test_init_wrong_pes(value):
+    # At most MAX_PES: a PE count no design is generated for is refused at once.
+    with pytest.raises(TypeError, match=rf"^Number of PEs must be an integer in 1\.\.1024, not "
+                                        rf"{value!r}$"):
+        AcceleratorConfig(pes=value)
 
 
 @pytest.mark.parametrize("field, what", POSITIVE)
@@ -228,7 +236,8 @@ def test_json_round_trip():
     (lambda o: o.update(lanes=3), ValueError,
      r"^Accelerator config manifest has an unknown field 'lanes'; the known fields are "
      r"format, format_version, pes, .*, clock_hz$"),
-    (lambda o: o.update(pes=0), TypeError, r"^Number of PEs must be a positive integer, not 0$"),
+    (lambda o: o.update(pes=0), TypeError, r"^Number of PEs must be an integer in 1\.\.1024, "
+                                           r"not 0$"),
 ])
 def test_from_json_wrong(change, error, message):
     obj = AcceleratorConfig().to_json()
