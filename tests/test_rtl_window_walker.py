@@ -5,8 +5,8 @@ first tap three cycles after ``start``; products by multiplier or by shifted add
 import itertools
 
 import pytest
-from amaranth.sim import Simulator
 
+from rtl_models import run_sim
 from spikeforge.rtl.window_walker import WindowWalker, axis_taps
 
 PARAMS = dict(addr_bits=7, pixel_addr_bits=9, weight_addr_bits=9, coord_bits=4,
@@ -74,10 +74,7 @@ def walk(geometry, channels, *, shift_add=False, pattern=(1,)):
             await ctx.tick()
         raise AssertionError("the walk did not end")
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_sim(dut, testbench)
     return issued
 
 
