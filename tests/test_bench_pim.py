@@ -3,10 +3,14 @@
 The PIM's point is that it needs no multipliers: its synthesis must show zero DSP48E1,
 while the reference MAC, built for the same design, maps its multipliers onto DSP48E1s (so
 the count can tell the two apart). Two lanes keep Yosys to about half a minute per block.
+The block figures come from ``boards/synth.py``, the pipeline ``spikeforge synth`` uses.
 """
 
 import json
 
+from spikeforge.boards import synth
+from spikeforge.boards.synth import SynthReport, resources_from_cells
+from spikeforge.tools import block_synth
 from spikeforge.tools.cli import main
 
 
@@ -24,3 +28,20 @@ def test_bench_pim_pim_block_has_no_dsp(capsys):
     assert mac["config"]["first_layer"] == "mac"
     assert pim["cycles"] > 0 and mac["cycles"] > 0
     assert "synthesising the digital PIM (2 lanes)" in captured.err
+
+
+def test_block_resources_are_the_board_pipelines(monkeypatch):
+    """A block's figures are ``boards.synth``'s resource table: LUT = LUT1..6 + INV + LUTRAM."""
+    cells = {"LUT2": 10, "LUT6": 5, "INV": 2, "RAM32M": 1, "FDRE": 7, "DSP48E1": 1}
+
+    def fake(component, name, *, timeout, progress):
+        assert name == "block_under_test" and timeout == 1800
+        return SynthReport(device="xc7z020clg400-1", top=name, cells=cells,
+                           resources=resources_from_cells(cells), timing=None, seconds=0.0,
+                           cached=False)
+
+    monkeypatch.setattr(block_synth, "synthesize_component", fake)
+    used = block_synth.block_resources(object(), name="block_under_test")
+    assert used == {"LUT": 21, "LUTRAM": 4, "FF": 7, "CARRY4": 0, "RAMB36": 0, "RAMB18": 0,
+                    "BRAM": 0, "DSP48E1": 1}
+    assert block_synth.SynthError is synth.SynthError

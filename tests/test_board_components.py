@@ -7,6 +7,7 @@ import pytest
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
+from rtl_models import run_sim
 from spikeforge.boards.axi_lite import AXI4LiteRegisters
 from spikeforge.boards.axis_pixels import PixelStreamIn, pixel_container_bits
 from spikeforge.boards.axis_results import ResultStreamOut
@@ -384,11 +385,7 @@ def test_result_stream_keeps_order_under_back_pressure():
                     return
         raise StreamTimeout("packet not received")
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(source)
-    sim.add_testbench(sink)
-    sim.run()
+    run_sim(dut, source, sink)
     assert received == sent
 
 

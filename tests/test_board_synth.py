@@ -11,8 +11,8 @@ from amaranth.lib.wiring import In, Out
 from board_cases import digits
 from spikeforge.boards import device as device_module
 from spikeforge.boards.device import DeviceFit
-from spikeforge.boards.synth import (SynthReport, parse_sta, parse_stat, resources_from_cells,
-                                     synthesize)
+from spikeforge.boards.synth import (SynthError, SynthReport, parse_sta, parse_stat,
+                                     resources_from_cells, synthesize, synthesize_component)
 from spikeforge.rtl.config import AcceleratorConfig
 from spikeforge.tools.cli import main
 from spikeforge.tools.synth import synth_lines
@@ -100,13 +100,20 @@ def test_synthesize_small_design(tmp_path, monkeypatch):
     from amaranth.back import verilog
     monkeypatch.setenv("SPIKEFORGE_CACHE", str(tmp_path))
     text = verilog.convert(_MemoryAndMultiply(), name="small", emit_src=False)
-    report = synthesize(text, "small")
+    report = synthesize_component(_MemoryAndMultiply(), "small", timing=True)
     assert not report.cached
     assert (report.resources["RAMB18"]["used"], report.resources["DSP48E1"]["used"]) == (1, 1)
     assert report.fits and report.over() == []
     assert report.timing["arrival_ps"] > 0 and "pre-route" in report.timing["note"]
-    again = synthesize(text, "small")
+    again = synthesize(text, "small")  # the component's Verilog: the same cache entry
     assert again.cached and again.resources == report.resources
+
+
+def test_synthesize_timeout(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPIKEFORGE_CACHE", str(tmp_path))
+    with pytest.raises(SynthError, match=r"^yosys did not finish synthesising small within "
+                                         r"0\.01 s$"):
+        synthesize_component(_MemoryAndMultiply(), "small", timeout=0.01)
 
 
 def _fake_synthesize(over):

@@ -2,15 +2,13 @@
 """The aggregation core against ``golden.neuron.aggregate``: exact equality, every leak kind,
 both resets, saturation at both ends, back-pressure and full throughput."""
 
-import os
-
 import numpy as np
 import pytest
 from amaranth.back import verilog
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.sim import Simulator
 
+from rtl_models import run_sim, vcd_file
 from spikeforge.golden.network import Leak, Neuron, int_range
 from spikeforge.golden.neuron import aggregate, apply_leak
 from spikeforge.rtl.aggregation import AggregationCore
@@ -65,7 +63,7 @@ def random_rows(rng, count, lanes, width, psum_bits, neuron):
 @pytest.fixture
 def vcd(tmp_path):
     """A waveform path under ``tmp_path`` when ``SPIKEFORGE_VCD`` is set, else ``None``."""
-    return tmp_path / "aggregation.vcd" if os.environ.get("SPIKEFORGE_VCD") else None
+    return vcd_file(tmp_path, "aggregation")
 
 
 def run_layers(dut, layers, *, put_pause=(0,), get_pause=(0,), check_rules=False, vcd=None):
@@ -97,17 +95,8 @@ def run_layers(dut, layers, *, put_pause=(0,), get_pause=(0,), check_rules=False
                 assert valid and payload == held, "o_stream dropped or changed a held payload"
             held = payload if valid and not ready else None
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    if check_rules:
-        sim.add_testbench(stream_rules, background=True)
-    if vcd is not None:
-        with sim.write_vcd(str(vcd)):
-            sim.run()
-    else:
-        sim.run()
+    run_sim(dut, producer, consumer, background=[stream_rules] if check_rules else [],
+             vcd=vcd)
     return received
 
 
@@ -327,12 +316,7 @@ def test_sim_throughput(lanes):
                 outputs.append(cycle)
             cycle += 1
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.add_testbench(monitor, background=True)
-    sim.run()
+    run_sim(dut, producer, consumer, background=[monitor])
     assert received == expected
     first = inputs[0]
     assert AggregationCore.LATENCY == 3

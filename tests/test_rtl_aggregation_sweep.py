@@ -7,8 +7,8 @@ import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import Out
-from amaranth.sim import Simulator
 
+from rtl_models import run_sim
 from spikeforge.golden.network import Leak, Neuron
 from spikeforge.golden.neuron import aggregate
 from spikeforge.rtl.aggregation import AggregationCore
@@ -106,10 +106,7 @@ def run_sweep(lanes, currents, membranes, neuron, *, first_step, keep_current, p
                                    for p in range(positions)])
         result["cycles"] = ctx.get(dut.cycles)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_sim(dut, testbench)
     return result
 
 

@@ -6,8 +6,8 @@ import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.sim import Simulator
 
+from rtl_models import run_sim
 from spikeforge.rtl.event_scanner import EventScanner
 from spikeforge.sim.streams import stream_get_all
 
@@ -86,10 +86,7 @@ def run_scan(lanes, words, *, first_word, positions, groups, width, pause=(0,), 
         await ctx.tick()
         result["cycles"] = ctx.get(dut.cycles)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_sim(dut, testbench)
     return result["events"], result["cycles"]
 
 

@@ -3,8 +3,8 @@
 validation and the row helpers of ``rtl/host_port.py``."""
 
 import pytest
-from amaranth.sim import Simulator
 
+from rtl_models import run_sim
 from spikeforge.rtl.config import AcceleratorConfig
 from spikeforge.rtl.host_port import HostMemory, MembraneFault, unpack_rows
 from spikeforge.rtl.top import Top
@@ -23,10 +23,7 @@ def _pack(values, bits):
 
 
 def _run(top, testbench):
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_sim(top, testbench)
 
 
 def test_host_writes():

@@ -3,7 +3,6 @@
 stalling producer, and the exact cycle cost."""
 
 import itertools
-import os
 
 import numpy as np
 import pytest
@@ -11,8 +10,8 @@ from amaranth.back import verilog
 from amaranth.hdl import Module
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In
-from amaranth.sim import Simulator
 
+from rtl_models import run_sim, vcd_file
 from spikeforge.golden.network import Layer, conv_output_size
 from spikeforge.golden.synapse import maxpool2d
 from spikeforge.rtl.event_scanner import EventScanner
@@ -151,16 +150,7 @@ def run_pool(lanes, spikes, layer, *, timestep=1, scanner=True, pause=(0,), tmp_
                     + [{"channel": 0, "y": 0, "x": 0, "end": 1}])
         await stream_put_all(ctx, dut.i_stream, payloads, pause=pause)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(control)
-    if not scanner:
-        sim.add_testbench(producer)
-    if os.environ.get("SPIKEFORGE_VCD") and tmp_path is not None:
-        with sim.write_vcd(str(tmp_path / f"{name}.vcd")):
-            sim.run()
-    else:
-        sim.run()
+    run_sim(dut, control, *([] if scanner else [producer]), vcd=vcd_file(tmp_path, name))
     return result
 
 

@@ -2,14 +2,12 @@
 """PEArray: accumulation vs NumPy and the golden synapse, hazards, and the pipeline latency."""
 
 import itertools
-import os
 import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
-from rtl_models import PEHarness, read_rows
+from rtl_models import PEHarness, read_rows, run_sim, vcd_file
 from spikeforge.golden.network import Layer, conv_output_size
 from spikeforge.golden.synapse import weighted_current
 from spikeforge.rtl.pe_array import LATENCY, PEArray
@@ -52,14 +50,7 @@ def run(dut, payloads, *, put_pause=(0,), name="pe_array", tmp_path=None, geomet
         await wait_done(ctx, dut)
         result["bank"] = np.array(read_rows(ctx, dut.bank, dut.pe.lanes), dtype=np.int64)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    if os.environ.get("SPIKEFORGE_VCD") and tmp_path is not None:
-        with sim.write_vcd(str(tmp_path / f"{name}.vcd")):
-            sim.run()
-    else:
-        sim.run()
+    run_sim(dut, testbench, vcd=vcd_file(tmp_path, name))
     return result["bank"]
 
 
@@ -187,10 +178,7 @@ def test_sim_cycle_count(count):
         result["busy"] = busy
         result["bank"] = np.array(read_rows(ctx, dut.bank, 4), dtype=np.int64)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_sim(dut, testbench)
     assert result["done"] == count + LATENCY
     assert result["busy"] == count + LATENCY  # taps, the marker, and two drain cycles
     np.testing.assert_array_equal(result["bank"], accumulate(taps, weights, 64))
@@ -345,9 +333,6 @@ def test_sim_packed_taps(weight_bits, put_pause):
         await wait_done(ctx, dut)
         result["bank"] = np.array(read_rows(ctx, dut.bank, lanes), dtype=np.int64)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_sim(dut, testbench)
     expected = accumulate(packed_taps, rows, 64) + accumulate(full_taps, full, 64)
     np.testing.assert_array_equal(result["bank"], expected)

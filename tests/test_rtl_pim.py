@@ -10,9 +10,8 @@ from amaranth.back import verilog
 from amaranth.hdl import Module
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import Out
-from amaranth.sim import Simulator
 
-from rtl_models import read_rows
+from rtl_models import read_rows, run_sim
 from spikeforge.golden.network import Layer, conv_output_size
 from spikeforge.golden.synapse import weighted_current
 from spikeforge.rtl.interfaces import row_layout
@@ -159,10 +158,7 @@ def run_block(block, case, *, garbage=-5):
             currents[group * lanes:(group + 1) * lanes] = bank[:positions].T
             assert (bank[positions:] == garbage).all()
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_sim(dut, testbench)
     return currents[:layer.out_shape[0]], cycles, writes
 
 
@@ -296,10 +292,7 @@ def test_sim_back_to_back_runs_and_busy():
             _, _, busy, done = await ctx.tick().sample(dut.busy, dut.done)
             trace.append((busy, done))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_sim(dut, testbench)
     assert [busy for busy, _ in trace[:cost]] == [0] + [1] * (cost - 1)
     assert [i for i, (_, done) in enumerate(trace) if done] == [cost - 1, 2 * cost - 1]
     assert trace[cost][0] == 0

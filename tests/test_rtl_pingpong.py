@@ -1,13 +1,10 @@
 # amaranth: UnusedElaboratable=no
 """PingPong: fill/drain through swaps, the exclusion assertions, and the busy counters."""
 
-import os
-
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
-from rtl_models import read_rows, row_values
+from rtl_models import read_rows, row_values, run_sim, vcd_file
 from spikeforge.rtl.pingpong import PingPong
 
 PARAMS = {"addr_bits": 4, "psum_bits": 12, "lanes": 4, "depth": 16}
@@ -18,17 +15,6 @@ class SharedBankPingPong(PingPong):
 
     def _routing(self, m, select):
         return select, select
-
-
-def simulate(dut, testbench, *, name="pingpong", tmp_path=None):
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    if os.environ.get("SPIKEFORGE_VCD") and tmp_path is not None:
-        with sim.write_vcd(str(tmp_path / f"{name}.vcd")):
-            sim.run()
-    else:
-        sim.run()
 
 
 def idle(ctx, dut):
@@ -121,7 +107,7 @@ def test_sim_fill_then_drain(lanes, tmp_path):
         assert ctx.get(dut.drain_busy_cycles) == counts["drain"]
         assert ctx.get(dut.overlap_cycles) == counts["overlap"] == (phases - 1) * (depth + 1)
 
-    simulate(dut, testbench, name=f"fill_drain_{lanes}", tmp_path=tmp_path)
+    run_sim(dut, testbench, vcd=vcd_file(tmp_path, f"fill_drain_{lanes}"))
 
 
 def test_sim_read_data_follows_the_bank_across_a_swap():
@@ -145,7 +131,7 @@ def test_sim_read_data_follows_the_bank_across_a_swap():
             assert owned == (client is dut.fill)
             assert row_values(row, 4) == [1, 2, 3, 4]
 
-    simulate(dut, testbench)
+    run_sim(dut, testbench)
 
 
 @pytest.mark.parametrize("fill_op, drain_op", [("r_en", "r_en"), ("w_en", "r_en"),
@@ -166,7 +152,7 @@ def test_sim_shared_bank_fails_the_run(fill_op, drain_op):
     with pytest.raises(AssertionError,
                        match=r"^Assertion violated: both ping-pong clients access bank 0 "
                              r"in one cycle$"):
-        simulate(dut, testbench)
+        run_sim(dut, testbench)
 
 
 def test_sim_shared_bank_without_simultaneous_access_passes():
@@ -180,7 +166,7 @@ def test_sim_shared_bank_without_simultaneous_access_passes():
             ctx.set(dut.drain.r_en, 1 - k % 2)
             await ctx.tick()
 
-    simulate(dut, testbench)
+    run_sim(dut, testbench)
 
 
 @pytest.mark.parametrize("busy", ["fill_busy", "drain_busy"])
@@ -197,7 +183,7 @@ def test_sim_swap_while_busy_fails_the_run(busy):
 
     with pytest.raises(AssertionError,
                        match=r"^Assertion violated: ping-pong swap while a client is busy$"):
-        simulate(dut, testbench)
+        run_sim(dut, testbench)
 
 
 def test_sim_busy_counters():
@@ -223,4 +209,4 @@ def test_sim_busy_counters():
                ctx.get(dut.overlap_cycles))
         assert got == tuple(int(e) % 256 for e in expected)
 
-    simulate(dut, testbench)
+    run_sim(dut, testbench)

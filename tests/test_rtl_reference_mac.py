@@ -3,7 +3,6 @@
 group), one write per bank row, and the exact cycle cost."""
 
 import dataclasses
-import os
 
 import numpy as np
 import pytest
@@ -11,9 +10,8 @@ from amaranth.back import verilog
 from amaranth.hdl import Module
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import Out
-from amaranth.sim import Simulator
 
-from rtl_models import read_rows
+from rtl_models import read_rows, run_sim, vcd_file
 from spikeforge.golden.network import Layer, conv_output_size
 from spikeforge.golden.synapse import weighted_current
 from spikeforge.rtl.interfaces import row_layout
@@ -123,14 +121,7 @@ def run_mac(lanes, image, layer, geometry_of, in_channels, *, garbage=0, tmp_pat
             result["currents"][group * lanes:(group + 1) * lanes] = bank[:positions].T
             assert (bank[positions:] == garbage).all()
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    if os.environ.get("SPIKEFORGE_VCD") and tmp_path is not None:
-        with sim.write_vcd(str(tmp_path / f"{name}.vcd")):
-            sim.run()
-    else:
-        sim.run()
+    run_sim(dut, testbench, vcd=vcd_file(tmp_path, name))
     result["currents"] = result["currents"][:out_channels]
     return result
 
@@ -276,10 +267,7 @@ def test_sim_back_to_back_runs_and_busy():
             _, _, busy, done = await ctx.tick().sample(dut.busy, dut.done)
             trace.append((busy, done))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_sim(dut, testbench)
     # Cycle 0 samples start; busy from cycle 1 to the done cycle, then the next start cycle.
     assert [busy for busy, _ in trace[:cost]] == [0] + [1] * (cost - 1)
     assert [i for i, (_, done) in enumerate(trace) if done] == [cost - 1, 2 * cost - 1]

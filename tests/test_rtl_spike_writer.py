@@ -7,6 +7,7 @@ from amaranth.hdl import Module
 from amaranth.lib import memory, wiring
 from amaranth.sim import Simulator
 
+from rtl_models import run_sim
 from spikeforge.rtl.event_scanner import EventScanner
 from spikeforge.rtl.spike_writer import SpikeWriter
 from spikeforge.sim.streams import stream_get_all, stream_put_all
@@ -92,11 +93,7 @@ def test_sim_rows_round_trip_through_the_bitmap(lanes, channels):
         async for _, _, count in ctx.tick().sample(dut.spikes):
             counted.append(count)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(writer)
-    sim.add_testbench(spike_counter, background=True)
-    sim.run()
+    run_sim(dut, writer, background=[spike_counter])
     assert len(scanned) == timesteps
     assert sum(counted) == int(spikes.sum())
 
@@ -113,10 +110,7 @@ def test_sim_words_land_at_the_documented_addresses():
         for position, bits in rows:
             assert ctx.get(dut.bitmap.data[7 + position * groups]) == bits
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_sim(dut, testbench)
 
 
 def test_init_wrong_lanes():

@@ -1,13 +1,11 @@
 # amaranth: UnusedElaboratable=no
 """TapGenerator: taps vs a plain-loop reference, back-pressure, and the exact cycle cost."""
 
-import os
 import random
 
 import pytest
-from amaranth.sim import Simulator
 
-from rtl_models import lockstep
+from rtl_models import lockstep, run_sim, vcd_file
 from spikeforge.rtl.tap_generator import LATENCY, MAX_STRIDE, TapGenerator
 from spikeforge.sim.streams import stream_get_all, stream_put_all
 
@@ -88,15 +86,7 @@ def simulate(geo, events, *, put_pause=(0,), get_pause=(0,), name="tap_generator
         for _ in range(5):  # nothing may follow the end marker
             assert not (await ctx.tick().sample(dut.o_stream.valid))[2]
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    if os.environ.get("SPIKEFORGE_VCD") and tmp_path is not None:
-        with sim.write_vcd(str(tmp_path / f"{name}.vcd")):
-            sim.run()
-    else:
-        sim.run()
+    run_sim(dut, producer, consumer, vcd=vcd_file(tmp_path, name))
     return received
 
 
@@ -180,10 +170,7 @@ def measure(geo, events, put_pause=(0,)):
         result["in_cycles"] = [c - in_cycles[0] for c in in_cycles]
         result["out_cycles"] = [c - in_cycles[0] for c, _ in received]
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_sim(dut, testbench)
     return result
 
 

