@@ -121,12 +121,17 @@ class _Mapper:
             self.graph = torch.fx.symbolic_trace(module)
         except Exception as error:  # fx raises many kinds (TraceError, TypeError, ...)
             text = " ".join(str(error).split()).rstrip(".")
-            raise UnmappableModule(f"{type(module).__name__} ({type(module).__name__}): "
-                                   f"torch.fx cannot trace it ({text})") from None
+            raise UnmappableModule(f"module ({type(module).__name__}): torch.fx cannot trace "
+                                   f"it ({text})") from None
         self.modules = dict(self.graph.named_modules())
         self.result = MappedModule([])
         self.values = {}
         self.names = {"input"}
+        placeholders = [n for n in self.graph.graph.nodes if n.op == "placeholder"]
+        if len(placeholders) != 1:
+            _refuse("module", type(module).__name__,
+                    f"its forward takes {len(placeholders)} tensors; the accelerator runs "
+                    f"networks of one input")
         self._shapes(example)
 
     def _shapes(self, example):
@@ -138,10 +143,11 @@ class _Mapper:
             with torch.no_grad():
                 ShapeProp(self.graph).propagate(example)
         except Exception as error:
-            text = " ".join(str(error).split()).rstrip(".")
-            raise UnmappableModule(f"{type(self.module).__name__} "
-                                   f"({type(self.module).__name__}): it does not run on an "
-                                   f"input of shape {tuple(example.shape[1:])} ({text})") from None
+            cause = error.__cause__ or error   # ShapeProp wraps the module's own error
+            text = " ".join(str(cause).split()).rstrip(".")
+            raise UnmappableModule(f"module ({type(self.module).__name__}): it does not run "
+                                   f"on an input of shape {tuple(example.shape[1:])} "
+                                   f"({type(cause).__name__}: {text})") from None
         finally:
             self.graph.train(training)
 
@@ -199,11 +205,6 @@ class _Mapper:
     # ------------------------------------------------------------------ the walk
 
     def run(self):
-        placeholders = [n for n in self.graph.graph.nodes if n.op == "placeholder"]
-        if len(placeholders) != 1:
-            _refuse(type(self.module).__name__, type(self.module).__name__,
-                    f"its forward takes {len(placeholders)} tensors; the accelerator runs "
-                    f"networks of one input")
         for node in self.graph.graph.nodes:
             if node.op == "placeholder":
                 shape = self._out_shape(node)
@@ -410,7 +411,7 @@ class _Mapper:
     def _output(self, node):
         result = node.args[0]
         if not isinstance(result, torch.fx.Node):
-            _refuse(type(self.module).__name__, type(self.module).__name__,
+            _refuse("module", type(self.module).__name__,
                     "its forward returns more than one tensor; it must return the logits")
         value = self.values[result]
         last = [s for s in self.result.specs if s["type"] in ("conv2d", "conv3d", "linear")]
