@@ -544,7 +544,9 @@ def _train(args):
     return (f"wrote {args.out}: {result.preset} (torch {torch.__version__}), test accuracy on "
             f"{result.test_images} images: float ANN {100 * result.float_accuracy:.2f} %, "
             f"quantized ANN {100 * result.qrelu_accuracy:.2f} %, SNN (golden model) "
-            f"{100 * result.snn_accuracy:.2f} %{pruned}; {result.seconds:.0f} s")
+            f"{100 * result.snn_accuracy:.2f} % (ANN -> SNN loss "
+            f"{100 * (result.qrelu_accuracy - result.snn_accuracy):+.2f} points){pruned}; "
+            f"{result.seconds:.0f} s")
 
 
 _PRUNE_OPTIONS = {"prune_rounds": "rounds", "prune_mode": "mode", "prune_variant": "variant",

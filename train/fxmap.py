@@ -151,10 +151,12 @@ class _Mapper:
         finally:
             self.graph.train(training)
 
-    def _name(self, qualified):
-        base = "".join(c if c.isalnum() or c == "_" else "_" for c in qualified) or "layer"
+    def _name(self, qualified, kind):
+        """A bundle layer name from the qualified name (``features.0`` -> ``features_0``;
+        a bare index, as in a plain ``nn.Sequential``, gets the layer type: ``conv2d_0``)."""
+        base = "".join(c if c.isalnum() or c == "_" else "_" for c in qualified) or kind
         if not (base[0].isalpha() or base[0] == "_"):
-            base = "l_" + base
+            base = f"{kind}_{base}"
         name, index = base, 1
         while name in self.names:
             index += 1
@@ -275,7 +277,9 @@ class _Mapper:
                 else "no tensor")
             _refuse(name, kind, f"it reads {what}; a Conv or Linear layer reads the input or a "
                                 f"ReLU output (put a ReLU between two synaptic layers)")
-        spec_name = self._name(node.target)
+        kind_name = "linear" if isinstance(module, nn.Linear) else (
+            "conv2d" if isinstance(module, nn.Conv2d) else "conv3d")
+        spec_name = self._name(node.target, kind_name)
         if isinstance(module, nn.Linear):
             if len(source.shape) != 1:
                 _refuse(name, kind, f"it reads a tensor of shape {source.shape}; flatten it "
@@ -337,7 +341,8 @@ class _Mapper:
         if len(source.shape) != 3:
             _refuse(name, kind, f"it pools a tensor of shape {source.shape}; only 2D maps "
                                 f"(C, H, W) are pooled")
-        spec_name = self._name(node.target)
+        spec_name = self._name(node.target, "maxpool2d" if isinstance(module, nn.MaxPool2d)
+                               else "avgpool2d")
         if isinstance(module, nn.AdaptiveAvgPool2d):
             size = _same(module.output_size, 2, name, kind, "output size")
             if size != 1:
@@ -378,7 +383,8 @@ class _Mapper:
         if start != 1 or end != -1:
             _refuse(name, kind, f"it flattens dimensions {start}..{end}; only flatten from "
                                 f"dimension 1 to the end is mapped")
-        spec_name = self._name(node.target if node.op == "call_module" else node.name)
+        spec_name = self._name(node.target if node.op == "call_module" else node.name,
+                               "flatten")
         self._spec({"name": spec_name, "type": "flatten"}, name, source)
         return _Value(source.state, spec_name, self._out_shape(node), name)
 
@@ -402,7 +408,7 @@ class _Mapper:
                 spec["output"] = "current"
         if values[0].shape != values[1].shape:
             _refuse(name, kind, f"it adds shapes {values[0].shape} and {values[1].shape}")
-        spec_name = self._name(node.name)
+        spec_name = self._name(node.name, "add")
         self.result.specs.append({"name": spec_name, "type": "add",
                                   "inputs": [v.layer for v in values]})
         self.result.sources[spec_name] = node.name
