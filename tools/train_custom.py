@@ -7,8 +7,8 @@ returns the ``torch.nn.Module``; ``--dataset`` picks the data:
     MNIST's training images minus the presets' 5000-image validation split (which chooses the
     epoch and the calibration variant), raw range 0..255; the SNN is then measured on t10k;
 ``digits``
-    scikit-learn's 8x8 digits (the presets' split), raw range 0..16; 10 % of the training
-    images validate; the SNN is measured on the test split;
+    scikit-learn's 8x8 digits (the presets' split), raw range 0..16, batches of 32; 10 % of
+    the training images validate; the SNN is measured on the test split;
 ``indian-pines``
     11x11 patches of the first 16 principal components (the hyperspectral presets' random
     30 % split, raw range -4..4), shape ``(1, 16, 11, 11)`` for a ``Conv3d`` network; 10 % of
@@ -37,7 +37,7 @@ def add_arguments(parser):
                        help="custom: the dataset to train on (" + ", ".join(DATASETS) + ")")
 
 
-def _load_module(text, error):
+def _load_module(text, error, seed):
     path, sep, function = text.rpartition(":")
     if not sep or not path or not function:
         raise error(f"--model {text!r} is not FILE.py:FUNCTION")
@@ -56,11 +56,13 @@ def _load_module(text, error):
     builder = getattr(code, function, None)
     if not callable(builder):
         raise error(f"--model: {file} has no function {function!r}")
+    import torch
+
+    torch.manual_seed(seed)   # the module's initialisation, before FUNCTION() builds it
     try:
         module = builder()
     except Exception as exc:
         raise error(f"--model: {function}() failed: {type(exc).__name__}: {exc}") from None
-    import torch
 
     if not isinstance(module, torch.nn.Module):
         raise error(f"--model: {function}() returned {type(module).__name__}, not a "
@@ -114,7 +116,7 @@ def run(args, *, error, dataset_error, data_dir, log):
                     "custom")
     if not args.out.parent.is_dir():
         raise error(f"the folder {args.out.parent} for the bundle does not exist")
-    module = _load_module(args.model, error)
+    module = _load_module(args.model, error, args.seed)
     folder = None
     if args.dataset != "digits":
         folder = data_dir(args.data_dir)
@@ -129,10 +131,12 @@ def run(args, *, error, dataset_error, data_dir, log):
     from spikeforge.train import UnmappableModule, from_torch
     from spikeforge.train.fit import snn_accuracy
 
-    options = {key: value for key, value in (("epochs", args.epochs),
-                                             ("timesteps", args.timesteps),
-                                             ("weight_bits", args.weight_bits))
-               if value is not None}
+    # The digits are 1347 images: the digits preset's batch of 32 (else 128, the MNIST one).
+    options = {"batch_size": 32 if args.dataset == "digits" else 128}
+    options.update({key: value for key, value in (("epochs", args.epochs),
+                                                  ("timesteps", args.timesteps),
+                                                  ("weight_bits", args.weight_bits))
+                    if value is not None})
     try:
         result = from_torch(module, x_train, y_train, out=args.out, x_val=x_val, y_val=y_val,
                             raw_range=raw_range, seed=args.seed, log=log, **options)
