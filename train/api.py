@@ -162,8 +162,8 @@ def from_torch(module, x_train, y_train, *, out, timesteps=8, weight_bits=4, epo
     raw_range : (float, float)
         Raw values mapped onto ``0`` and ``2**input_bits - 1``.
     seed : int
-        Seeds the initialisation of nothing (the module arrives initialised) but the
-        validation split, shuffling and calibration samples.
+        Seeds the validation split, the shuffling, dropout and the calibration samples (not
+        the module's initialisation: it arrives initialised).
     log : callable
         Receives one line per epoch and step and the summary line.
     batch_size : int
