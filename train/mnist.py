@@ -143,7 +143,7 @@ class MnistConfig:
     percentile: float = 99.9
     calibration_images: int = 2048
     snn_calibration_images: int = 500  # training images for the bias calibration; 0: none
-    snn_calibration_passes: int = 2    # calibration passes (spikeforge.train.robust)
+    snn_calibration_passes: int = 3    # calibration passes (spikeforge.train.robust)
     seed: int = 0
     train_limit: int | None = None  # use only the first N training images (smoke tests)
     eval_limit: int | None = None   # evaluate on only the first N validation / test images
