@@ -250,8 +250,9 @@ def build_parser():
                     "indian-pines-hybrid train the SNN directly (surrogate gradients, learnable "
                     "leak and threshold) after the quantized ANN. Needs `pip install "
                     "spikeforge[train]`.")
-    train.add_argument("preset", choices=list(_TRAIN_PRESETS), metavar="PRESET",
-                       help="one of " + ", ".join(_TRAIN_PRESETS))
+    train.add_argument("preset", choices=[*_TRAIN_PRESETS, "custom"], metavar="PRESET",
+                       help="one of " + ", ".join(_TRAIN_PRESETS) + ", or custom: your own "
+                            "PyTorch module (--model, --dataset; docs/api.md)")
     train.add_argument("--out", type=Path, required=True, metavar="BUNDLE",
                        help="bundle file to write (.sfb)")
     train.add_argument("--epochs", type=_positive_int, metavar="N",
@@ -295,6 +296,9 @@ def build_parser():
                             "used for training (default 0.3)")
     # Smoke tests: train (and, for MNIST, validate and test) on only the first N images.
     train.add_argument("--train-limit", type=_positive_int, help=argparse.SUPPRESS)
+    from .train_custom import add_arguments as _custom_arguments
+
+    _custom_arguments(train)
     train.set_defaults(handler=_train)
 
     simulate = commands.add_parser(
@@ -629,6 +633,14 @@ def _train(args):
                        "pip install 'spikeforge[train]'") from None
     from spikeforge.train.presets import train_preset
 
+    if args.preset == "custom":
+        from .train_custom import run
+
+        with LineBar("train", enabled=wanted(), unit="epoch") as log:
+            return run(args, error=CLIError, dataset_error=DatasetError, data_dir=_data_dir,
+                       log=log)
+    if args.model is not None or args.dataset is not None:
+        raise CLIError(f"--model and --dataset apply to train custom, not to {args.preset}")
     prune = _prune_options(args)
     if not args.out.parent.is_dir():
         raise CLIError(f"the folder {args.out.parent} for the bundle does not exist")
@@ -660,7 +672,9 @@ def _train(args):
     return (f"wrote {args.out}: {result.preset} (torch {torch.__version__}), test accuracy on "
             f"{result.test_images} images: float ANN {100 * result.float_accuracy:.2f} %, "
             f"quantized ANN {100 * result.qrelu_accuracy:.2f} %, SNN (golden model) "
-            f"{100 * result.snn_accuracy:.2f} %{pruned}; {result.seconds:.0f} s")
+            f"{100 * result.snn_accuracy:.2f} % (ANN -> SNN loss "
+            f"{100 * (result.qrelu_accuracy - result.snn_accuracy):+.2f} points){pruned}; "
+            f"{result.seconds:.0f} s")
 
 
 _PRUNE_OPTIONS = {"prune_rounds": "rounds", "prune_mode": "mode", "prune_variant": "variant",

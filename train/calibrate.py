@@ -61,7 +61,8 @@ def ideal_counts(network, x):
             if layer.type == "linear":
                 total = F.linear(src, weight, bias)
             else:
-                total = F.conv2d(src, weight, bias, stride=layer.stride, padding=layer.padding)
+                conv = F.conv2d if layer.type == "conv2d" else F.conv3d
+                total = conv(src, weight, bias, stride=layer.stride, padding=layer.padding)
             total = total.numpy()
             # A direct-encoded layer sees its current at every step; a later one sees counts.
             total = total * timesteps if layer.is_direct_encoded else total + (
@@ -103,7 +104,7 @@ def _snn_counts(network, name, x, batch_size):
     return np.concatenate(counts).astype(np.float64)
 
 
-def calibrate_biases(network, x, *, batch_size=100, log=None):
+def calibrate_biases(network, x, *, batch_size=100, log=None, reference=None):
     """Correct the integer biases of ``network`` so its spike counts match the ideal ones.
 
     Parameters
@@ -115,6 +116,10 @@ def calibrate_biases(network, x, *, batch_size=100, log=None):
         Images per traced golden-model run (memory).
     log : callable, optional
         Receives one line per corrected layer.
+    reference : spikeforge.golden.Network, optional
+        The network whose rate-ideal counts are the target (default ``network``): the
+        uncorrected conversion when ``network`` is an already corrected one (a second pass;
+        the ideal counts of a corrected network include its corrections).
 
     Returns
     -------
@@ -124,7 +129,7 @@ def calibrate_biases(network, x, *, batch_size=100, log=None):
         Layer name -> ``{"excess_spikes": mean excess before correction, "changed": number
         of channels whose bias moved, "bias_layer": the layer whose bias moved}``.
     """
-    ideal = ideal_counts(network, x)
+    ideal = ideal_counts(network if reference is None else reference, x)
     manifest, arrays = golden.network_to_parts(network)
     arrays = dict(arrays)
     report = {}

@@ -59,12 +59,13 @@ def _if_neuron(threshold):
 
 
 def _synaptic_layer(net, spec, q, arrays):
-    """Manifest fields of a conv2d/linear layer; stores its integer arrays in ``arrays``."""
+    """Manifest fields of a conv2d/conv3d/linear layer; stores its integer arrays in ``arrays``."""
     name = spec["name"]
     obj = {}
-    if spec["type"] == "conv2d":
-        obj.update(out_channels=spec["out_channels"], kernel=[spec["kernel"]] * 2,
-                   stride=[spec["stride"]] * 2, padding=[spec["padding"]] * 2)
+    if spec["type"] in ("conv2d", "conv3d"):
+        dims = 2 if spec["type"] == "conv2d" else 3
+        obj.update(out_channels=spec["out_channels"], kernel=[spec["kernel"]] * dims,
+                   stride=[spec["stride"]] * dims, padding=[spec["padding"]] * dims)
     else:
         obj["out_features"] = spec["out_features"]
     obj["weight_bits"] = net.weight_bits

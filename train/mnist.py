@@ -53,10 +53,10 @@ import torch
 from spikeforge import golden
 from spikeforge.tools.datasets import mnist_split
 
-from .calibrate import calibrate_biases
 from .convert import network_parts
 from .fit import accuracy, ann_inputs, best_state, snn_accuracy, train_epochs
 from .qnet import QuantNet
+from .robust import convert_and_calibrate
 
 __all__ = ["RECIPE", "MNIST_PRESETS", "INPUT_SPEC", "VALIDATION", "MnistConfig", "MnistRun",
            "vgg_specs", "resnet_specs", "train_mnist"]
@@ -143,6 +143,7 @@ class MnistConfig:
     percentile: float = 99.9
     calibration_images: int = 2048
     snn_calibration_images: int = 500  # training images for the bias calibration; 0: none
+    snn_calibration_passes: int = 3    # calibration passes (spikeforge.train.robust)
     seed: int = 0
     train_limit: int | None = None  # use only the first N training images (smoke tests)
     eval_limit: int | None = None   # evaluate on only the first N validation / test images
@@ -282,22 +283,24 @@ def _train_mnist(preset, out, config, *, data_dir, log, extra_metadata, refine=N
                                           "validation": dict(VALIDATION),
                                           "test": "MNIST t10k"}}
     kwargs = dict(name=bundle_name, input_spec=INPUT_SPEC, dataset=dataset)
-    converted = golden.network_from_parts(*network_parts(net, metadata=metadata, **kwargs))
-    network, report = converted, {}
     count = min(config.snn_calibration_images, len(train_index))
-    if count:
-        pixels = golden.quantize_input(split.x_train[train_index[:count]], spec)
-        network, report = calibrate_biases(converted, pixels, log=log)
+    # Calibration on training images, the variant kept by its validation accuracy
+    # (spikeforge.train.robust); the test set only measures.
+    pixels = golden.quantize_input(split.x_train[train_index[:count]], spec)
+    network, record = convert_and_calibrate(
+        net, metadata=metadata, train_pixels=pixels, val_raw=split.x_train[val_index],
+        val_labels=split.y_train[val_index], samples=count, passes=config.snn_calibration_passes,
+        seed=config.seed, log=log, **kwargs)
+    converted = golden.network_from_parts(*network_parts(net, metadata=metadata, **kwargs))
     training_seconds = time.perf_counter() - started
     metadata["training_seconds"] = round(training_seconds, 1)
-    metadata["snn_calibration"] = {"method": "per-channel integer bias correction "
-                                             "(spikeforge.train.calibrate)",
-                                   "images": count, "layers": report}
+    metadata.update(record)
     metadata["snn_accuracy_uncalibrated"] = snn_accuracy(converted, raw_test, labels_test)
     snn = metadata["snn_accuracy"] = snn_accuracy(network, raw_test, labels_test)
+    loss = metadata["conversion_loss_points"] = round(100 * (qrelu_accuracy - snn), 2)
     manifest, _ = network_parts(net, metadata=metadata, **kwargs)
     network = golden.write_bundle(out, manifest, golden.network_to_parts(network)[1])
     log(f"[summary] {preset}: ANN float {float_accuracy:.4f}  quantized ANN {qrelu_accuracy:.4f}"
         f"  SNN (golden, T={config.timesteps}) {snn:.4f} on {len(y_test)} test images; "
-        f"trained in {training_seconds:.0f} s; wrote {out}")
+        f"ANN -> SNN loss {loss:+.2f} points; trained in {training_seconds:.0f} s; wrote {out}")
     return MnistRun(net, network, float_accuracy, qrelu_accuracy, snn, training_seconds)

@@ -3,7 +3,8 @@ quantized-ReLU ANN whose integers export exactly to a spiking bundle.
 
 :class:`QuantNet` is built from a list of layer specs that mirror the bundle's layers:
 
-- ``conv2d`` (``out_channels``, ``kernel``, ``stride``, ``padding``; square ints) and
+- ``conv2d`` / ``conv3d`` (``out_channels``, ``kernel``, ``stride``, ``padding``; one int for
+  every axis) and
   ``linear`` (``out_features``): synaptic layers. Optional ``bn`` (batch norm, float training
   only; :meth:`QuantNet.fold_batchnorm` folds it into the weights before quantized training)
   and, for conv2d, ``output="current"``: the layer has no neuron and only an ``add`` reads it.
@@ -31,13 +32,15 @@ SCALE_LIMIT = (-(1 << 15), (1 << 15) - 1)
 
 _REQUIRED = {
     "conv2d": {"name", "type", "out_channels", "kernel", "stride", "padding"},
+    "conv3d": {"name", "type", "out_channels", "kernel", "stride", "padding"},
     "linear": {"name", "type", "out_features"},
     "flatten": {"name", "type"},
     "maxpool2d": {"name", "type", "kernel"},
     "avgpool2d": {"name", "type", "kernel"},
     "add": {"name", "type", "inputs"},
 }
-_OPTIONAL = {"conv2d": {"inputs", "output", "bn"}, "linear": {"inputs", "bn"},
+_OPTIONAL = {"conv2d": {"inputs", "output", "bn"}, "conv3d": {"inputs", "output", "bn"},
+             "linear": {"inputs", "bn"},
              "flatten": {"inputs"}, "maxpool2d": {"inputs", "stride"},
              "avgpool2d": {"inputs", "stride"}, "add": set()}
 
@@ -107,15 +110,20 @@ class QuantNet(nn.Module):
                                  f"earlier layer (an add two or more)")
             spec["sources"] = sources
             shape = shapes[sources[0]]
-            if kind == "conv2d":
-                module = nn.Conv2d(shape[0], spec["out_channels"], spec["kernel"],
-                                   stride=spec["stride"], padding=spec["padding"])
+            if kind in ("conv2d", "conv3d"):
+                dims = 2 if kind == "conv2d" else 3
+                if len(shape) != dims + 1:
+                    raise ValueError(f"{kind} layer {name!r} reads a tensor of shape {shape}")
+                conv, norm = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv3d,
+                                                                            nn.BatchNorm3d)
+                module = conv(shape[0], spec["out_channels"], spec["kernel"],
+                              stride=spec["stride"], padding=spec["padding"])
                 size = [(s + 2 * spec["padding"] - spec["kernel"]) // spec["stride"] + 1
                         for s in shape[1:]]
                 shape = (spec["out_channels"], *size)
                 self.synaptic[name] = module
                 if spec.get("bn"):
-                    self.norms[name] = nn.BatchNorm2d(spec["out_channels"])
+                    self.norms[name] = norm(spec["out_channels"])
             elif kind == "linear":
                 if len(shape) != 1:
                     raise ValueError(f"linear layer {name!r} needs a flatten before it")
@@ -240,6 +248,8 @@ class QuantNet(nn.Module):
     def _synapse(self, spec, module, h, weight, bias):
         if spec["type"] == "conv2d":
             return F.conv2d(h, weight, bias, stride=module.stride, padding=module.padding)
+        if spec["type"] == "conv3d":
+            return F.conv3d(h, weight, bias, stride=module.stride, padding=module.padding)
         return F.linear(h, weight, bias)
 
     def forward(self, x, *, record=False):
