@@ -68,24 +68,23 @@ class _Parser(argparse.ArgumentParser):
         raise CLIError(message)
 
 
-def _positive_int(text):
+def _whole_number(text, low, below):
+    """``int(text)`` if at least ``low``, else an argparse error ending in ``below``."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{value} {below}")
     return value
+
+
+def _positive_int(text):
+    return _whole_number(text, 1, "is not a positive number")
 
 
 def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is a negative number")
-    return value
+    return _whole_number(text, 0, "is a negative number")
 
 
 def _weight_bits(text):
