@@ -218,11 +218,14 @@ def test_cli_quick_hsi_training_writes_an_exact_bundle(quick_cli_run):
 def test_hsi_training_is_deterministic_for_a_seed(quick_cli_run, tmp_path):
     """Training again with the CLI run's seed writes the same integers (weights, biases,
     thresholds, leaks) and the same accuracies."""
-    from spikeforge.train.hsi import train_hsi_preset
+    from spikeforge.train.presets import train_preset
 
     first = golden.read_bundle(quick_cli_run[0])
-    second = train_hsi_preset("indian-pines-hybrid", tmp_path / "again.sfb", epochs=1, seed=3,
-                              data_dir=SHARED, train_limit=96, log=lambda line: None).network
+    # Through the presets' entry point, as the CLI: the run's thread count (recorded) is set.
+    threads = first.metadata["torch_threads"]
+    second = train_preset("indian-pines-hybrid", tmp_path / "again.sfb", epochs=1, seed=3,
+                          data_dir=SHARED, train_limit=96, log=lambda line: None,
+                          threads=threads).network
     assert [layer.name for layer in first.layers] == [layer.name for layer in second.layers]
     for a, b in zip(first.layers, second.layers):
         if a.is_synaptic:
