@@ -552,6 +552,24 @@ def _check_writable(path, what, *, file=False):
                        f"({error.strerror})") from None
 
 
+def _check_bundle_out(path):
+    """Refuse a training run's ``--out`` bundle path before any training: its folder must
+    exist and take a new file."""
+    if not path.parent.is_dir():
+        raise CLIError(f"the folder {path.parent} for the bundle does not exist")
+    _check_writable(path, "the bundle", file=True)
+
+
+def _training_data_dir(argument):
+    """The dataset folder a training run reads (``--data-dir`` or the default), or a
+    DatasetError that says where it looked."""
+    folder = _data_dir(argument)
+    if folder is None:
+        raise DatasetError("no dataset folder was found (looked for ../shared/datasets next to "
+                           "the current directory and the repository); pass --data-dir")
+    return folder
+
+
 def _with_pes(config, pes):
     """``config`` with ``pes`` PEs (unchanged for ``None``); a PE count no design can have
     (``AcceleratorConfig``'s checks name the limit) is a usage error."""
@@ -636,21 +654,13 @@ def _train(args):
         from .train_custom import run
 
         with LineBar("train", enabled=wanted(), unit="epoch") as log:
-            return run(args, error=CLIError, dataset_error=DatasetError, data_dir=_data_dir,
-                       log=log)
+            return run(args, error=CLIError, check_out=_check_bundle_out,
+                       data_dir=_training_data_dir, log=log)
     if args.model is not None or args.dataset is not None:
         raise CLIError(f"--model and --dataset apply to train custom, not to {args.preset}")
     prune = _prune_options(args)
-    if not args.out.parent.is_dir():
-        raise CLIError(f"the folder {args.out.parent} for the bundle does not exist")
-    _check_writable(args.out, "the bundle", file=True)
-    data_dir = None
-    if args.preset != "digits-conv":
-        data_dir = _data_dir(args.data_dir)
-        if data_dir is None:
-            raise DatasetError("no dataset folder was found (looked for ../shared/datasets "
-                               "next to the current directory and the repository); pass "
-                               "--data-dir")
+    _check_bundle_out(args.out)
+    data_dir = None if args.preset == "digits-conv" else _training_data_dir(args.data_dir)
 
     hsi = {k: v for k, v in (("split", args.split), ("train_fraction", args.train_fraction))
            if v is not None}

@@ -100,11 +100,13 @@ def _data(name, data_dir, limit):
             data.y_test[:limit], (-config.input_range, config.input_range))
 
 
-def run(args, *, error, dataset_error, data_dir, log):
+def run(args, *, error, check_out, data_dir, log):
     """Train ``--model`` on ``--dataset``; return the summary line.
 
-    ``error`` and ``dataset_error`` are the CLI's exception classes (exit status 2);
-    ``data_dir(path)`` finds the dataset folder; ``log`` receives the progress lines.
+    ``error`` is the CLI's usage-error class (exit status 2); ``check_out(path)`` refuses an
+    output bundle path that cannot be written and ``data_dir(path)`` returns the dataset
+    folder or refuses (the CLI's own checks, shared with the presets); ``log`` receives the
+    progress lines.
     """
     if args.model is None or args.dataset is None:
         raise error("train custom needs --model FILE.py:FUNCTION and --dataset "
@@ -114,16 +116,9 @@ def run(args, *, error, dataset_error, data_dir, log):
     if args.split is not None or args.train_fraction is not None:
         raise error("--split and --train-fraction apply to the hyperspectral presets, not to "
                     "custom")
-    if not args.out.parent.is_dir():
-        raise error(f"the folder {args.out.parent} for the bundle does not exist")
+    check_out(args.out)
     module = _load_module(args.model, error, args.seed)
-    folder = None
-    if args.dataset != "digits":
-        folder = data_dir(args.data_dir)
-        if folder is None:
-            raise dataset_error("no dataset folder was found (looked for ../shared/datasets "
-                                "next to the current directory and the repository); pass "
-                                "--data-dir")
+    folder = None if args.dataset == "digits" else data_dir(args.data_dir)
     x_train, y_train, x_val, y_val, x_test, y_test, raw_range = _data(
         args.dataset, folder, args.train_limit)
     import torch
