@@ -9,7 +9,7 @@ from spikeforge.rtl.config import AcceleratorConfig
 from spikeforge.rtl.cycle_model import predict_from_golden
 from spikeforge.rtl.program import build_program
 from spikeforge.rtl.sizing import MemorySizes
-from spikeforge.tools.evaluate import default_bundle_path, load_test_set
+from spikeforge.data.evaluate import default_bundle_path, load_test_set
 
 #: 4 PEs, memories just big enough for the digits SNN: keeps Verilog builds and
 #: simulations short.

@@ -14,7 +14,7 @@ from spikeforge.rtl.sizing import BOARD_DESIGNS
 import spikeforge.tools.bench_throughput as bench_throughput_module
 from spikeforge.tools.bench_throughput import bench_throughput, throughput_lines
 from spikeforge.tools.cli import main
-from spikeforge.tools.evaluate import default_bundle_path, load_test_set
+from spikeforge.data.evaluate import default_bundle_path, load_test_set
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from spikeforge.golden import run, write_bundle
-from spikeforge.tools import cli, evaluate
+from spikeforge.data import evaluate
+from spikeforge.tools import cli
 from spikeforge.tools.cli import main
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"

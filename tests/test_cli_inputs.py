@@ -10,8 +10,8 @@ import pytest
 
 from spikeforge.golden import quantize_input, read_bundle, run
 from spikeforge.tools.cli import main
-from spikeforge.tools.datasets import digits_split
-from spikeforge.tools.evaluate import default_bundle_path
+from spikeforge.data.datasets import digits_split
+from spikeforge.data.evaluate import default_bundle_path
 from test_bad_inputs import refused
 
 SHIPPED = read_bundle(default_bundle_path())

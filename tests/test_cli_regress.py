@@ -13,7 +13,7 @@ from spikeforge.golden import quantize_input, read_bundle
 from spikeforge.sim.regress import bundle_cases, suite
 from spikeforge.tools import regress as tools_regress
 from spikeforge.tools.cli import main
-from spikeforge.tools.datasets import digits_split
+from spikeforge.data.datasets import digits_split
 from test_bad_inputs import refused
 from test_cli import make_digits_bundle
 

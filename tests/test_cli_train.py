@@ -8,7 +8,7 @@ import pytest
 from spikeforge import golden
 from spikeforge.golden.bundle import network_to_parts
 from spikeforge.tools.cli import main
-from spikeforge.tools.datasets import DIGITS_SPLIT, digits_split
+from spikeforge.data.datasets import DIGITS_SPLIT, digits_split
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(2)

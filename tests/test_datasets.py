@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikeforge.tools import datasets
-from spikeforge.tools.datasets import (
-    DatasetError, default_data_dir, indian_pines, mnist_test, read_idx,
+from spikeforge.data import datasets
+from spikeforge.data.datasets import (
+    DatasetError, default_data_dir, mnist_test, read_idx,
 )
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
@@ -104,24 +104,6 @@ def test_mnist_label_count_must_match_the_images(tmp_path):
 def test_no_data_dir_is_a_clear_error():
     with pytest.raises(DatasetError, match="--data-dir"):
         mnist_test(None)
-
-
-def test_indian_pines_loads_the_published_scene():
-    scene = indian_pines(SHARED)
-    assert scene.cube.shape == (145, 145, 200)
-    assert scene.gt.shape == (145, 145)
-    assert scene.labelled == 10249
-    assert sorted(np.unique(scene.gt[scene.gt > 0])) == list(range(1, 17))
-
-
-def test_indian_pines_missing_and_corrupt_files_are_named(tmp_path):
-    with pytest.raises(DatasetError, match="Indian_pines_corrected.mat"):
-        indian_pines(tmp_path)
-    (tmp_path / "hsi").mkdir()
-    (tmp_path / "hsi" / "Indian_pines_corrected.mat").write_bytes(b"MATLAB? no")
-    (tmp_path / "hsi" / "Indian_pines_gt.mat").write_bytes(b"")
-    with pytest.raises(DatasetError, match="Indian_pines_corrected.mat"):
-        indian_pines(tmp_path)
 
 
 def test_default_data_dir_prefers_the_current_directory(tmp_path):

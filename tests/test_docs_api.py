@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from spikeforge.rtl.sizing import BOARD_DESIGNS
-from spikeforge.tools import datasets
+from spikeforge.data import datasets
 
 torch = pytest.importorskip("torch")
 

@@ -16,7 +16,7 @@ from spikeforge.rtl.config import AcceleratorConfig
 from spikeforge.rtl.program import build_program
 from spikeforge.rtl.sizing import MemorySizes
 from spikeforge.tools.cli import main
-from spikeforge.tools.evaluate import default_bundle_path
+from spikeforge.data.evaluate import default_bundle_path
 
 SMALL = AcceleratorConfig(pes=4, max_positions=64, weight_depth=256, spike_memory_bits=2048,
                           max_in_channels=32, max_out_channels=32, max_feature_size=16)

@@ -1,4 +1,4 @@
-"""Hyperspectral data pipeline (spikeforge.tools.hsi): loading, integer PCA, patches, splits,
+"""Hyperspectral data pipeline (spikeforge.data.hsi): loading, integer PCA, patches, splits,
 metrics, the recorded pipeline, and `spikeforge golden` on a hyperspectral bundle.
 
 The loader is exercised on small synthetic .mat files written here with each scene's usual
@@ -16,9 +16,9 @@ from scipy.io import savemat
 
 from spikeforge import golden
 from spikeforge.golden.bundle import FORMAT_NAME, FORMAT_VERSION
-from spikeforge.tools import hsi
+from spikeforge.data import hsi
 from spikeforge.tools.cli import main
-from spikeforge.tools.datasets import DatasetError, default_data_dir
+from spikeforge.data.datasets import DatasetError, default_data_dir
 
 SHARED = default_data_dir(Path(__file__).resolve().parent.parent)
 #: Labelled pixels per class of Indian Pines (../shared/datasets/README.md).
@@ -78,6 +78,12 @@ def test_missing_cubes_name_the_file_and_where_to_put_it(name, missing):
     assert message.count(".") <= 3 and "\n" not in message
 
 
+def test_missing_cube_is_named(tmp_path):
+    with pytest.raises(DatasetError, match="Indian Pines cube file Indian_pines_corrected.mat "
+                                           "is missing"):
+        hsi.load_scene("indian-pines", tmp_path)
+
+
 def test_missing_ground_truth_is_named(tmp_path):
     cube, gt = synthetic_scene()
     write_scene(tmp_path / "hsi", "salinas", cube, gt)
@@ -108,6 +114,7 @@ def test_label_map_of_the_wrong_shape_is_refused(tmp_path):
 def test_real_indian_pines():
     scene = hsi.load_scene("indian-pines", SHARED)
     assert scene.cube.shape == (145, 145, 200) and scene.num_classes == 16
+    assert scene.labelled == 10249
     assert np.bincount(scene.gt.reshape(-1), minlength=17)[1:].tolist() == INDIAN_PINES_COUNTS
 
 

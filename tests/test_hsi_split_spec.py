@@ -2,7 +2,7 @@
 
 The code below follows the page's numbered algorithm (generator, seed use, class order,
 rounding, draw order, hash bytes) and deliberately imports nothing from
-``spikeforge.tools.hsi``: it reads the ground truth with SciPy and recomputes the test pixels
+``spikeforge.data.hsi``: it reads the ground truth with SciPy and recomputes the test pixels
 of the shipped Indian Pines bundles, whose recorded ``split.test_sha256`` must match.
 """
 

@@ -10,8 +10,8 @@ import spikeforge
 from spikeforge import golden
 from spikeforge.golden.bundle import FORMAT_NAME, FORMAT_VERSION, network_to_parts
 from spikeforge.tools.cli import main
-from spikeforge.tools.datasets import digits_split
-from spikeforge.tools.evaluate import evaluate
+from spikeforge.data.datasets import digits_split
+from spikeforge.data.evaluate import evaluate
 from spikeforge.train.membrane import narrow_network, output_peak
 
 DIGITS = Path(spikeforge.__file__).resolve().parent / "models" / "digits_snn.sfb"

@@ -10,7 +10,7 @@ nir = pytest.importorskip("nir")
 
 from spikeforge.golden import network_to_parts, read_bundle  # noqa: E402
 from spikeforge.tools.cli import main  # noqa: E402
-from spikeforge.tools.evaluate import default_bundle_path  # noqa: E402
+from spikeforge.data.evaluate import default_bundle_path  # noqa: E402
 
 
 def call(capsys, *argv):

@@ -17,7 +17,7 @@ from spikeforge.rtl.reference_mac import ReferenceMAC, run_cycles
 from spikeforge.rtl.top import Top
 from spikeforge.rtl.sizing import MemorySizes
 from spikeforge.sim.harness import Harness, Mismatch
-from spikeforge.tools.evaluate import default_bundle_path, load_test_set
+from spikeforge.data.evaluate import default_bundle_path, load_test_set
 
 SIZES = MemorySizes(pixel_bits=8)
 

@@ -14,7 +14,7 @@ from spikeforge.rtl.reference_mac import run_cycles
 from spikeforge.rtl.top import Top
 from spikeforge.rtl.sizing import MemorySizes
 from spikeforge.sim.harness import Harness
-from spikeforge.tools.evaluate import default_bundle_path, load_test_set
+from spikeforge.data.evaluate import default_bundle_path, load_test_set
 
 SMALL = AcceleratorConfig(pes=4, max_positions=64, weight_depth=512, spike_memory_bits=4096,
                           max_in_channels=64, max_out_channels=64, max_feature_size=16)

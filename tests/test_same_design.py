@@ -20,7 +20,7 @@ from spikeforge.rtl.top import Top
 from spikeforge.sim.regress import shipped_bundles, suite
 from spikeforge.sim.verilog import TOP_NAME, verilog_text
 from spikeforge.tools.cli import main
-from spikeforge.tools.evaluate import default_bundle_path
+from spikeforge.data.evaluate import default_bundle_path
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import spikeforge
 from spikeforge import golden
 from spikeforge.golden.bundle import FORMAT_NAME, FORMAT_VERSION
 from spikeforge.golden.neuron import aggregate
-from spikeforge.tools.datasets import DIGITS_SPLIT, digits_split
+from spikeforge.data.datasets import DIGITS_SPLIT, digits_split
 from spikeforge.train.digits import DigitsConfig, train_digits
 from spikeforge.train.quant import layer_quant, qrelu, theta_max
 

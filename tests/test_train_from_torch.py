@@ -6,7 +6,7 @@ import pytest
 
 from spikeforge import golden
 from spikeforge.tools.cli import main
-from spikeforge.tools.datasets import DIGITS_SPLIT, digits_split
+from spikeforge.data.datasets import DIGITS_SPLIT, digits_split
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402

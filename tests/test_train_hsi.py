@@ -22,9 +22,9 @@ import spikeforge
 from spikeforge import golden
 from spikeforge.golden.neuron import aggregate
 from spikeforge.rtl.config import AcceleratorConfig
-from spikeforge.tools import hsi
+from spikeforge.data import hsi
 from spikeforge.tools.cli import main
-from spikeforge.tools.datasets import default_data_dir
+from spikeforge.data.datasets import default_data_dir
 from spikeforge.train.direct import DirectSNN, network_parts
 from spikeforge.train.lif import lif
 

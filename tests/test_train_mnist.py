@@ -18,8 +18,8 @@ import torch.nn.functional as F
 import spikeforge
 from spikeforge import golden
 from spikeforge.tools.cli import main
-from spikeforge.tools.datasets import DatasetError, default_data_dir, mnist_test
-from spikeforge.tools.evaluate import evaluate
+from spikeforge.data.datasets import DatasetError, default_data_dir, mnist_test
+from spikeforge.data.evaluate import evaluate
 from spikeforge.train.convert import network_parts
 from spikeforge.train.qnet import QuantNet
 

@@ -17,8 +17,8 @@ import spikeforge
 from spikeforge import golden
 from spikeforge.golden.bundle import FORMAT_NAME, FORMAT_VERSION
 from spikeforge.tools.cli import main
-from spikeforge.tools.datasets import DatasetError, default_data_dir, digits_split, mnist_test
-from spikeforge.tools.evaluate import evaluate
+from spikeforge.data.datasets import DatasetError, default_data_dir, digits_split, mnist_test
+from spikeforge.data.evaluate import evaluate
 from spikeforge.train import prune_metrics
 from spikeforge.train.convert import network_parts
 from spikeforge.train.digits import INPUT_SPEC, LAYERS

@@ -40,7 +40,7 @@ import numpy as np
 
 from spikeforge.golden import network_from_parts, quantize_input, run
 
-from .datasets import DatasetError, default_data_dir, mnist_test
+from ..data.datasets import DatasetError, default_data_dir, mnist_test
 
 __all__ = [
     "TARGET_RATE",

@@ -21,7 +21,7 @@ from spikeforge.golden import read_bundle
 
 from ..sim.random_networks import random_input
 from ..rtl.sizing import design_for
-from .evaluate import default_bundle_path
+from ..data.evaluate import default_bundle_path
 
 __all__ = ["SIMULATORS", "bench_sim", "bench_sim_lines"]
 

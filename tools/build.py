@@ -29,7 +29,7 @@ from ..boards.handoff import handoff_plan, handoff_verilog
 from ..boards.overlay import overlay_files
 from ..boards.program_image import program_image
 from ..boards.standalone_board import StandaloneBoard
-from .datasets import default_data_dir
+from ..data.datasets import default_data_dir
 
 __all__ = ["build_project", "build_lines"]
 
@@ -44,8 +44,8 @@ def _overlay_test_set(network, data_dir):
     """``(images, labels)`` of the bundle's test set for the overlay, or ``(None, None)``
     when the bundle names no known dataset or its files are not there."""
     from ..golden import quantize_input
-    from .datasets import DatasetError
-    from .evaluate import DATASETS, load_test_set
+    from ..data.datasets import DatasetError
+    from ..data.evaluate import DATASETS, load_test_set
 
     dataset = network.dataset.get("name")
     if dataset not in DATASETS:
@@ -62,7 +62,7 @@ def build_project(*, board, top, design, network, bundle_path, out, images=None,
     """Write the project of ``top`` for ``network`` on ``design`` (``rtl.sizing.Design``)
     into ``out``; return the summary dict.
 
-    ``data_dir`` (``tools.datasets.default_data_dir()`` when ``None``) holds the datasets
+    ``data_dir`` (``spikeforge.data.datasets.default_data_dir()`` when ``None``) holds the datasets
     the PS top's overlay folder takes its test images from. The manifest's bundle path is
     relative to ``out``.
 

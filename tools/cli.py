@@ -24,8 +24,8 @@ from spikeforge import __version__
 
 from spikeforge.golden import BundleError, read_bundle
 
-from .datasets import DatasetError, default_data_dir
-from .evaluate import DATASETS, ShapeMismatch, default_bundle_path, load_test_set
+from ..data.datasets import DatasetError, default_data_dir
+from ..data.evaluate import DATASETS, ShapeMismatch, default_bundle_path, load_test_set
 from .inputs import INPUTS_NAME
 from .progress import Bar, LineBar, wanted
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import DatasetError
-from .evaluate import TestSet
+from ..data.datasets import DatasetError
+from ..data.evaluate import TestSet
 
 __all__ = ["INPUTS_NAME", "InputsError", "load_inputs"]
 

@@ -1,7 +1,7 @@
 """Plain-text tables and JSON-ready dicts for the ``spikeforge`` command line.
 
 Every function here is pure: it turns a :class:`~spikeforge.golden.Network` or an
-:class:`~spikeforge.tools.evaluate.Evaluation` into lines of text or a dict of JSON types,
+:class:`~spikeforge.data.evaluate.Evaluation` into lines of text or a dict of JSON types,
 so the CLI can build its whole output before writing a single byte.
 """
 
@@ -175,12 +175,12 @@ def golden_summary(network, evaluation, dataset, description):
 def golden_result(network, test, count, *, batch_size=256, progress=None, predictions=False):
     """What ``spikeforge golden --json`` prints for the first ``count`` samples of ``test``.
 
-    :func:`golden_summary` of :func:`~spikeforge.tools.evaluate.evaluate`, plus
+    :func:`golden_summary` of :func:`~spikeforge.data.evaluate.evaluate`, plus
     ``classification`` (OA, AA, kappa) for a hyperspectral test set, and with
     ``predictions`` the predicted class of every sample. ``spikeforge report`` calls this same
     function, so its numbers are the ``golden`` command's.
     """
-    from .evaluate import class_metrics, evaluate
+    from ..data.evaluate import class_metrics, evaluate
 
     labels = None if test.y is None else test.y[:count]
     evaluation = evaluate(network, test.x[:count], labels, batch_size=batch_size,

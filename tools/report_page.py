@@ -52,7 +52,7 @@ _RESOURCES = ("LUT", "FF", "BRAM", "DSP48E1")
 def add_arguments(parser):
     """The options of ``spikeforge report`` (the CLI's handler is :func:`run`)."""
     from .cli import _bundle_argument, _inputs_argument, _positive_int
-    from .evaluate import DATASETS
+    from ..data.evaluate import DATASETS
 
     _bundle_argument(parser)
     parser.add_argument("--dataset", choices=DATASETS,
@@ -82,7 +82,7 @@ def run(args):
     """Check every option, build the report, write it; return the closing line."""
     from ..rtl.program import build_program
     from .cli import CLIError, _check_pes, _data_dir, _load_bundle, dataset_name, samples_for
-    from .evaluate import load_test_set
+    from ..data.evaluate import load_test_set
     from .inputs import INPUTS_NAME
     from .progress import Bar, wanted
     from ..rtl.sizing import design_for

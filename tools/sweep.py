@@ -15,8 +15,8 @@ from spikeforge.golden import quantize_input, write_bundle
 from spikeforge.golden.bundle import network_to_parts
 from spikeforge.train.membrane import MIN_MEMBRANE_BITS, narrow_network, output_peak
 
-from .datasets import DatasetError, digits_split, mnist_split
-from .evaluate import evaluate, load_test_set
+from ..data.datasets import DatasetError, digits_split, mnist_split
+from ..data.evaluate import evaluate, load_test_set
 from .inputs import INPUTS_NAME
 
 __all__ = ["MAX_MEMBRANE_BITS", "parse_bits", "calibration_inputs", "membrane_sweep",

@@ -74,7 +74,7 @@ def _data(name, data_dir, limit):
     """``(x_train, y_train, x_val, y_val, x_test, y_test, raw_range)``; ``x_val`` may be None."""
     import numpy as np
 
-    from spikeforge.tools import datasets
+    from spikeforge.data import datasets
 
     if name == "digits":
         split = datasets.digits_split(test_fraction=datasets.DIGITS_SPLIT["test_fraction"],
@@ -89,7 +89,7 @@ def _data(name, data_dir, limit):
         val, train = order[:VALIDATION["size"]][:limit], order[VALIDATION["size"]:][:limit]
         return (split.x_train[train], split.y_train[train], split.x_train[val],
                 split.y_train[val], split.x_test[:limit], split.y_test[:limit], (0.0, 255.0))
-    from spikeforge.tools import hsi
+    from spikeforge.data import hsi
     from spikeforge.train.hsi import HSIConfig
 
     config = HSIConfig()

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from spikeforge import golden
-from spikeforge.tools.datasets import DIGITS_SPLIT, digits_split
+from spikeforge.data.datasets import DIGITS_SPLIT, digits_split
 
 from .convert import export_bundle
 from .qnet import QuantNet

@@ -125,7 +125,7 @@ def train_epochs(net, x, y, *, epochs, lr, batch_size, weight_decay, generator, 
 
 def snn_accuracy(network, raw, labels, batch_size=500):
     """Accuracy of the golden model on raw samples (quantized with the network's input spec)."""
-    from spikeforge.tools.evaluate import evaluate
+    from spikeforge.data.evaluate import evaluate
 
     if len(labels) == 0:
         return 0.0

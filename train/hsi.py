@@ -2,7 +2,7 @@
 
 Recipe (DIET-SNN's hybrid start, then direct SNN training, :mod:`spikeforge.train.direct`):
 
-1. **Data** (:mod:`spikeforge.tools.hsi`): integer PCA of the whole scene to ``components``
+1. **Data** (:mod:`spikeforge.data.hsi`): integer PCA of the whole scene to ``components``
    unit-variance components, 8-bit input quantisation of ``-input_range .. input_range``,
    reflect-padded ``patch x patch`` patches, a stratified split (random pixels, or spatially
    disjoint) with the stated training fraction and seed; all recorded in the bundle's
@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from spikeforge import golden
-from spikeforge.tools import hsi
+from spikeforge.data import hsi
 
 from .direct import DirectSNN, network_parts
 from .fit import run_epoch
@@ -180,7 +180,7 @@ def _percent(metrics):
 def train_hsi(preset, out, config=None, *, data_dir, log=print, extra_metadata=None):
     """Train ``preset`` (a key of :data:`HSI_PRESETS`) and write its bundle to ``out``.
 
-    Returns an :class:`HSIRun`. ``data_dir`` holds ``hsi/`` (see :mod:`spikeforge.tools.hsi`).
+    Returns an :class:`HSIRun`. ``data_dir`` holds ``hsi/`` (see :mod:`spikeforge.data.hsi`).
     """
     if preset not in HSI_PRESETS:
         raise ValueError(f"unknown HSI preset {preset!r}; expected one of "

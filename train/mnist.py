@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from spikeforge import golden
-from spikeforge.tools.datasets import mnist_split
+from spikeforge.data.datasets import mnist_split
 
 from .convert import network_parts
 from .fit import accuracy, ann_inputs, best_state, snn_accuracy, train_epochs
@@ -176,7 +176,7 @@ def train_mnist(preset, out, config=None, *, data_dir, log=print, extra_metadata
     out : path
     config : MnistConfig, optional
     data_dir : path
-        Folder holding ``mnist/`` (:func:`spikeforge.tools.datasets.mnist_split`).
+        Folder holding ``mnist/`` (:func:`spikeforge.data.datasets.mnist_split`).
     log : callable
         Receives progress lines.
     extra_metadata : dict, optional

@@ -29,7 +29,7 @@ __all__ = [
     "evaluate",
 ]
 
-#: Dataset names the CLI accepts (the hyperspectral ones are :data:`spikeforge.tools.hsi.SCENES`).
+#: Dataset names the CLI accepts (the hyperspectral ones are :data:`spikeforge.data.hsi.SCENES`).
 DATASETS = ("digits", "mnist", *hsi.SCENES)
 #: File name of the bundle shipped inside the package (``spikeforge/models``).
 DEFAULT_BUNDLE_NAME = "digits_snn.sfb"

@@ -19,13 +19,10 @@ __all__ = [
     "DIGITS_SPLIT",
     "digits_split",
     "MNIST_FILES",
-    "INDIAN_PINES_FILES",
-    "HSIScene",
     "default_data_dir",
     "read_idx",
     "mnist_test",
     "mnist_split",
-    "indian_pines",
 ]
 
 
@@ -76,8 +73,6 @@ MNIST_FILES = {"train_images": "train-images-idx3-ubyte.gz",
                "test_images": "t10k-images-idx3-ubyte.gz",
                "test_labels": "t10k-labels-idx1-ubyte.gz"}
 #: Indian Pines ``.mat`` files relative to ``<data_dir>/hsi``, with the variable each holds.
-INDIAN_PINES_FILES = {"cube": ("Indian_pines_corrected.mat", "indian_pines_corrected"),
-                      "gt": ("Indian_pines_gt.mat", "indian_pines_gt")}
 _SHARED = Path("..") / "shared" / "datasets"
 
 
@@ -157,53 +152,3 @@ def mnist_split(data_dir):
     x_train, y_train = _mnist_pair(data_dir, "train_images", "train_labels")
     x_test, y_test = mnist_test(data_dir)
     return Split("mnist", x_train, y_train, x_test, y_test, 0.0, 255.0)
-
-
-@dataclass(frozen=True)
-class HSIScene:
-    """A hyperspectral scene: ``cube`` (H, W, bands) raw counts, ``gt`` (H, W) labels.
-
-    Label 0 means unlabelled; classes are numbered from 1.
-    """
-
-    name: str
-    cube: np.ndarray
-    gt: np.ndarray
-
-    @property
-    def labelled(self):
-        return int((self.gt > 0).sum())
-
-
-def _load_mat(path, key):
-    from scipy.io import loadmat
-
-    try:
-        content = loadmat(path)
-    except Exception as error:  # scipy raises several unrelated types for bad files
-        raise DatasetError(f"the dataset file {path} cannot be read as a MATLAB file "
-                           f"({type(error).__name__}: {error})") from None
-    if key not in content or not isinstance(content[key], np.ndarray):
-        raise DatasetError(f"the dataset file {path} has no array named {key!r}")
-    return content[key]
-
-
-def indian_pines(data_dir):
-    """Load the Indian Pines scene (corrected 200-band cube and ground truth) from ``hsi/``.
-
-    Raises :class:`DatasetError` naming the file when one is missing or does not hold a
-    (H, W, bands) cube and a matching (H, W) label map.
-    """
-    cube_name, cube_key = INDIAN_PINES_FILES["cube"]
-    gt_name, gt_key = INDIAN_PINES_FILES["gt"]
-    cube_path = _data_file(data_dir, "hsi", cube_name)
-    gt_path = _data_file(data_dir, "hsi", gt_name)
-    cube = _load_mat(cube_path, cube_key)
-    gt = _load_mat(gt_path, gt_key)
-    if cube.ndim != 3 or not np.issubdtype(cube.dtype, np.number):
-        raise DatasetError(f"the dataset file {cube_path} holds shape {cube.shape}, "
-                           f"not a (H, W, bands) numeric cube")
-    if gt.shape != cube.shape[:2] or not np.issubdtype(gt.dtype, np.integer):
-        raise DatasetError(f"the dataset file {gt_path} holds shape {gt.shape}, not the "
-                           f"cube's spatial shape {cube.shape[:2]} of integer labels")
-    return HSIScene("indian-pines", cube, gt.astype(np.int64))
