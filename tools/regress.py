@@ -8,16 +8,21 @@ the mismatch reports as its failure) that CI systems read. A case passes when no
 mismatches or times out and its measured cycles equal the cycle model's.
 """
 
+import json
 import time
 from pathlib import Path
 from xml.etree import ElementTree
 
 from ..sim.regress import run_suite, suite
+from .options import (
+    CLIError, Output, add_json, add_simulator, check_pes, comma_list, load_bundle, one_line,
+    positive_int,
+)
+from .progress import LineBar, wanted
 
-__all__ = ["SIMULATORS", "check_simulator", "regress", "regress_lines", "regress_json",
-           "write_junit"]
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "check_simulator", "regress",
+           "regress_lines", "regress_json", "write_junit"]
 
-SIMULATORS = ("verilator", "icarus", "amaranth")
 
 
 def check_simulator(simulator):
@@ -107,3 +112,92 @@ def write_junit(path, summary):
     ElementTree.indent(root)
     Path(path).write_bytes(ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
                            + b"\n")
+
+
+# ------------------------------------------------------------------------- the command
+
+HELP = "regression suite: the Verilog (or Amaranth) RTL vs the golden model"
+DESCRIPTION = ("Run the declared regression matrix (shipped bundles x PE counts x widths, and "
+               "seeded random networks, on seeded random images) on Dask: every membrane write "
+               "and spike is checked against the golden model, and every image's cycle count "
+               "against the cycle model. Prints a results table (or --json), writes a JUnit XML "
+               "file, shows progress on stderr, and exits with status 1 if any case fails. A "
+               "failing image's waveform is written under --waves.")
+
+
+def add_arguments(parser):
+    parser.add_argument("--suite", choices=("quick", "full", "none"), default="quick",
+                        help="quick (CI, three designs), full, or none (only the --bundle "
+                             "cases) (default quick)")
+    parser.add_argument("--bundle", type=Path, metavar="BUNDLE",
+                        help="add your bundle to the matrix: one case per --pes count, named "
+                             "<bundle stem>-pes<P>, on the design every command builds for it")
+    parser.add_argument("--inputs", type=Path, metavar="FILE",
+                        help="run the --bundle cases on these raw samples (.npy, or .npz with "
+                             "x) instead of 2 seeded random images")
+    parser.add_argument("--pes", type=comma_list(positive_int), metavar="P,P",
+                        help="PE counts of the --bundle cases (default 64, the board's)")
+    add_simulator(parser, "verilator")
+    parser.add_argument("--jobs", type=positive_int, default=2, metavar="N",
+                        help="workers of the local Dask cluster (default 2)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run on the Dask cluster at ADDRESS (tcp://host:8786) instead")
+    parser.add_argument("--junit", type=Path, default=Path("spikeforge-regress.xml"),
+                        metavar="FILE",
+                        help="JUnit XML report (default spikeforge-regress.xml)")
+    parser.add_argument("--waves", type=Path, default=Path("regress-waves"), metavar="DIR",
+                        help="waveforms of failing images (default regress-waves)")
+    add_json(parser, '{"cases": [...]} instead of the table')
+
+
+def _bundle_cases(args):
+    """The cases ``--bundle`` adds to the regression (checked before any work)."""
+    from spikeforge.golden import quantize_input
+    from spikeforge.sim.regress import bundle_cases
+
+    from .inputs import load_inputs
+
+    if args.bundle is None:
+        if args.suite == "none":
+            raise CLIError("--suite none runs only the --bundle cases; pass --bundle")
+        given = [option for option, value in (("--inputs", args.inputs), ("--pes", args.pes))
+                 if value is not None]
+        if given:
+            raise CLIError(f"{given[0]} applies to the --bundle cases; pass --bundle")
+        return ()
+    pes_counts = args.pes or (64,)
+    for pes in pes_counts:
+        check_pes(pes)
+    network, path = load_bundle(args.bundle)
+    samples = None
+    if args.inputs is not None:
+        samples = quantize_input(load_inputs(args.inputs, network).x, network.input)
+    try:
+        return bundle_cases(path, pes_counts=pes_counts, samples=samples)
+    except ValueError as error:   # no design runs the network, or its program fails
+        raise CLIError(one_line(error)) from None
+
+
+def run(args):
+    from spikeforge.sim.cosim import SimulatorUnavailable
+
+    if not args.junit.parent.is_dir():
+        raise CLIError(f"the folder {args.junit.parent} for the JUnit report does not exist")
+    extra = _bundle_cases(args)
+    try:
+        with LineBar("regress", enabled=wanted(args.json), unit="case") as log:
+            summary = regress(args.suite, args.simulator, jobs=args.jobs,
+                              scheduler=args.scheduler, waves_dir=args.waves.resolve(), log=log,
+                              extra=extra)
+    except SimulatorUnavailable as error:
+        raise CLIError(str(error)) from None
+    except (OSError, TimeoutError) as error:
+        if args.scheduler is None:
+            raise
+        raise CLIError(f"could not reach the Dask scheduler at {args.scheduler} "
+                       f"({one_line(error)})") from None
+    write_junit(args.junit, summary)
+    failed = int(any(not result.passed for result in summary["results"]))
+    if args.json:
+        return Output(json.dumps(regress_json(summary), indent=2), failed)
+    return Output("\n".join(regress_lines(summary) + [f"JUnit XML: {args.junit}"]), failed)

@@ -51,37 +51,36 @@ _RESOURCES = ("LUT", "FF", "BRAM", "DSP48E1")
 
 def add_arguments(parser):
     """The options of ``spikeforge report`` (the CLI's handler is :func:`run`)."""
-    from .cli import _bundle_argument, _inputs_argument, _positive_int
-    from ..data.evaluate import DATASETS
+    from ..rtl.config import FIRST_LAYER_BLOCKS
+    from .options import (
+        add_bundle, add_data_dir, add_dataset, add_images, add_inputs, add_out_folder, add_pes,
+    )
 
-    _bundle_argument(parser)
-    parser.add_argument("--dataset", choices=DATASETS,
-                        help="test set; default: the dataset named in the bundle")
-    _inputs_argument(parser)
-    parser.add_argument("--images", type=_positive_int, default=20, metavar="N",
-                        help="golden, cycle and energy numbers on the first N test images "
-                             "(default 20)")
+    add_bundle(parser)
+    add_dataset(parser)
+    add_inputs(parser)
+    add_images(parser, 20, "golden, cycle and energy numbers on the first N test images")
     parser.add_argument("--rtl-images", type=int, default=2, metavar="M",
                         help="run the first M of them on the RTL too (default 2, at most N; "
                              "0: none)")
-    parser.add_argument("--pes", type=_positive_int, default=64, metavar="P",
-                        help="processing elements of the design (default 64)")
-    parser.add_argument("--first-layer", choices=("mac", "pim"), default="mac",
+    add_pes(parser)
+    parser.add_argument("--first-layer", choices=FIRST_LAYER_BLOCKS, default="mac",
                         help="first-layer block of the design (default mac)")
     parser.add_argument("--raster-layer", metavar="LAYER",
                         help="spiking layer of the spike raster (default: the first)")
     parser.add_argument("--sweep-membrane", action="store_true",
                         help="add the membrane-width sweep (digits and mnist bundles)")
-    parser.add_argument("--data-dir", type=Path, metavar="DIR",
-                        help="folder holding the datasets (default ../shared/datasets)")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
-                        help="folder to write (created if missing)")
+    add_data_dir(parser)
+    add_out_folder(parser)
 
 
 def run(args):
     """Check every option, build the report, write it; return the closing line."""
     from ..rtl.program import build_program
-    from .cli import CLIError, _check_pes, _data_dir, _load_bundle, dataset_name, samples_for
+    from .options import (
+        CLIError, Output, check_pes, data_dir as checked_data_dir, dataset_name, load_bundle,
+        samples_for,
+    )
     from ..data.evaluate import load_test_set
     from .inputs import INPUTS_NAME
     from .progress import Bar, wanted
@@ -90,8 +89,8 @@ def run(args):
     if importlib.util.find_spec("matplotlib") is None:
         raise CLIError("the report's figures need matplotlib, which is not installed; install "
                        "it with pip install 'spikeforge[report]'")
-    _check_pes(args.pes)
-    network, path = _load_bundle(args.bundle)
+    check_pes(args.pes)
+    network, path = load_bundle(args.bundle)
     test = None
     if args.inputs is not None:   # the file is checked here, before any work
         test = samples_for(args, network)
@@ -119,9 +118,9 @@ def run(args):
     except ValueError as error:  # ProgramError, or no design runs the network
         raise CLIError(str(error)) from None
     if test is None:
-        test = load_test_set(dataset, network, _data_dir(args.data_dir))
+        test = load_test_set(dataset, network, checked_data_dir(args.data_dir))
     count = min(args.images, test.x.shape[0])
-    data_dir = None if dataset in ("digits", INPUTS_NAME) else _data_dir(args.data_dir)
+    data_dir = None if dataset in ("digits", INPUTS_NAME) else checked_data_dir(args.data_dir)
     bar = Bar(None, "report", enabled=wanted())
     try:
         report = build_report(network, path, test, count, program=program, pes=args.pes,
@@ -135,8 +134,8 @@ def run(args):
         raise CLIError(str(error)) from None
     finally:
         bar.close()
-    return (f"wrote {args.out / 'index.html'} ({len(written)} figures, report.json) for "
-            f"{network.name} on {count} {dataset} images")
+    return Output(f"wrote {args.out / 'index.html'} ({len(written)} figures, report.json) for "
+                  f"{network.name} on {count} {dataset} images")
 
 
 def _layer_table(network):

@@ -16,19 +16,20 @@ pixel width.
 
 import sys
 import time
+from pathlib import Path
 
 from spikeforge.golden import quantize_input
 
+from ..rtl.config import FIRST_LAYER_BLOCKS
 from ..rtl.sizing import design_for
 from ..sim.harness import Harness
+from .options import (
+    CLIError, add_bundle, add_data_dir, add_dataset, add_images, add_inputs, add_json, add_pes,
+    add_simulator, check_pes, load_bundle, printed, samples_for,
+)
+from .progress import Bar, wanted
 
-__all__ = ["SIMULATORS", "simulate", "simulate_lines"]
-
-
-#: Simulators ``simulate`` can run the design on: the Amaranth simulator (this module's
-#: harness, which also checks the first layer's currents) or the generated Verilog under
-#: cocotb (``sim/cosim.py``: every membrane write and spike, batched; much faster).
-SIMULATORS = ("amaranth", "verilator", "icarus")
+__all__ = ["simulate", "simulate_lines", "HELP", "DESCRIPTION", "add_arguments", "run"]
 
 
 def _amaranth_rows(network, config, sizes, images, vcd_dir, report):
@@ -159,3 +160,59 @@ def simulate_lines(summary):
                  f"{summary['simulation_seconds']:.1f} s")
     return lines
 
+
+
+# ------------------------------------------------------------------------- the command
+
+HELP = "RTL vs golden model on the first test images (Amaranth, Verilator or Icarus)"
+DESCRIPTION = ("Run the accelerator RTL (in the Amaranth simulator, or its Verilog under cocotb) "
+               "on the first N test images, checking every membrane write and spike against "
+               "the golden model as it happens; print per image pass/fail, the hardware cycle "
+               "counter and the cycle model's prediction (every busy counter is compared too). "
+               "The design is the PYNQ-Z2 board design (with --pes PEs and --first-layer) "
+               "whenever the bundle fits it, the same one build and synth emit; otherwise the "
+               "default design grown to the network, which is not a design for the chip. Exit "
+               "status 1 on any mismatch (or cycle-model disagreement).")
+
+
+def add_arguments(parser):
+    add_bundle(parser)
+    add_dataset(parser)
+    add_inputs(parser)
+    add_images(parser, 1, "simulate the first N test images")
+    add_pes(parser)
+    parser.add_argument("--first-layer", choices=FIRST_LAYER_BLOCKS, default="mac",
+                        help="first-layer block: reference MAC (DSP multipliers) or the "
+                             "bit-serial digital PIM (default mac)")
+    add_simulator(parser, "amaranth")
+    parser.add_argument("--progress", action="store_true",
+                        help="report each finished image on stderr as a line (default: a "
+                             "progress bar when stderr is a terminal, except with --json)")
+    parser.add_argument("--vcd", type=Path, metavar="DIR",
+                        help="write a waveform DIR/imageN.vcd for each failing image")
+    add_data_dir(parser)
+    add_json(parser)
+
+
+def run(args):
+    check_pes(args.pes)
+    network, path = load_bundle(args.bundle)
+    if args.vcd is not None and not args.vcd.is_dir():
+        raise CLIError(f"the waveform folder {args.vcd} does not exist")
+    test = samples_for(args, network)
+    count = min(args.images, test.x.shape[0])
+    labels = None if test.y is None else test.y[:count]
+    bar = Bar(count, "simulate", enabled=wanted(args.json) and not args.progress, unit="image")
+    try:
+        summary = simulate(network, test.x[:count], labels, pes=args.pes,
+                           first_layer=args.first_layer, simulator=args.simulator,
+                           vcd_dir=args.vcd, bundle=path, dataset=test.name,
+                           progress=args.progress or bar.enabled and (lambda result: bar.advance(
+                               note=f"image {result.image}: {result.cycles} cycles")))
+    except ValueError as error:  # ProgramError, or no design runs the network (rtl.sizing)
+        raise CLIError(str(error)) from None
+    except RuntimeError as error:  # sim.cosim.CosimError: a missing or failing simulator
+        raise CLIError(str(error)) from None
+    finally:
+        bar.close()
+    return printed(args, summary, simulate_lines, 1 if summary["failed"] else 0)

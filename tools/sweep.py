@@ -9,21 +9,30 @@ output layer's scaling is calibrated on training images (never test images): the
 MNIST: the official training set). Nothing here imports torch.
 """
 
+import argparse
 from pathlib import Path
 
 from spikeforge.golden import quantize_input, write_bundle
 from spikeforge.golden.bundle import network_to_parts
+from spikeforge.golden.manifest import MEMBRANE_BITS
 from spikeforge.train.membrane import MIN_MEMBRANE_BITS, narrow_network, output_peak
 
 from ..data.datasets import DatasetError, digits_split, mnist_split
 from ..data.evaluate import evaluate, load_test_set
 from .inputs import INPUTS_NAME
+from .options import (
+    CLIError, add_bundle, add_data_dir, add_dataset, add_inputs, add_json, data_dir,
+    load_bundle, positive_int, printed, samples_for,
+)
+from .progress import Bar, wanted
 
-__all__ = ["MAX_MEMBRANE_BITS", "parse_bits", "calibration_inputs", "membrane_sweep",
-           "sweep_lines"]
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "MAX_MEMBRANE_BITS", "SWEEP_DATASETS",
+           "parse_bits", "calibration_inputs", "membrane_sweep", "sweep_lines"]
 
 #: The widest membrane the bundle format allows.
-MAX_MEMBRANE_BITS = 32
+MAX_MEMBRANE_BITS = MEMBRANE_BITS[1]
+#: The test sets the sweep has training images for (to calibrate the output layer).
+SWEEP_DATASETS = ("digits", "mnist")
 
 
 def parse_bits(text):
@@ -138,3 +147,64 @@ def sweep_lines(summary):
                      f"{100 * row['accuracy']:>7.2f}%  {100 * row['delta']:>+6.2f}  "
                      f"{row['synaptic_ops_per_image']:>10.0f}  {shifted}")
     return lines
+
+
+# ------------------------------------------------------------------------- the command
+
+HELP = "golden accuracy of a bundle re-exported at narrower membrane widths"
+DESCRIPTION = ("Re-export the bundle for each membrane width (thresholds, biases and weights "
+               "scaled down by powers of two where a layer does not fit, the input narrowed for "
+               "the first layer; spikeforge.train.membrane explains the method) and print the "
+               "golden model's test accuracy per width. The output layer's scaling is "
+               "calibrated on training images.")
+
+
+def _bits(text):
+    try:
+        return parse_bits(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_arguments(parser):
+    add_bundle(parser)
+    add_dataset(parser, SWEEP_DATASETS)
+    add_inputs(parser)
+    parser.add_argument("--bits", type=_bits, default=(16, 12, 10, 8, 6), metavar="B,B,...",
+                        help="membrane widths, comma-separated (default 16,12,10,8,6)")
+    parser.add_argument("--limit", type=positive_int, metavar="N",
+                        help="use only the first N test images")
+    parser.add_argument("--calibration", type=positive_int, default=256, metavar="N",
+                        help="training images for the output layer's peak (default 256)")
+    parser.add_argument("--out-dir", type=Path, metavar="DIR",
+                        help="also write each narrowed bundle to DIR/<name>_m<B>.sfb")
+    add_data_dir(parser)
+    add_json(parser)
+
+
+def run(args):
+    network, path = load_bundle(args.bundle)
+    if args.out_dir is not None and not args.out_dir.is_dir():
+        raise CLIError(f"the output folder {args.out_dir} does not exist")
+    test = None
+    if args.inputs is not None:
+        test = samples_for(args, network)
+        if test.y is None:
+            raise CLIError(f"the sweep compares accuracies, so --inputs needs labels: "
+                           f"{args.inputs} has no y")
+        dataset = test.name
+    else:
+        dataset = args.dataset or network.dataset.get("name")
+        if dataset not in SWEEP_DATASETS:
+            raise CLIError(f"the bundle {network.name!r} names no dataset the sweep supports; "
+                           f"pass --dataset ({', '.join(SWEEP_DATASETS)}) or --inputs")
+    folder = None if dataset in ("digits", INPUTS_NAME) else data_dir(args.data_dir)
+    try:
+        with Bar(len(args.bits), "sweep", enabled=wanted(args.json), unit="width") as bar:
+            summary = membrane_sweep(network, dataset, args.bits, data_dir=folder, test=test,
+                                     limit=args.limit, calibration=args.calibration,
+                                     out_dir=args.out_dir, stem=path.stem,
+                                     progress=bar.counter())
+    except ValueError as error:   # a width too narrow for an avg-pool neuron or a leak
+        raise CLIError(str(error)) from None
+    return printed(args, summary, sweep_lines)

@@ -14,13 +14,15 @@ returns the ``torch.nn.Module``; ``--dataset`` picks the data:
     30 % split, raw range -4..4), shape ``(1, 16, 11, 11)`` for a ``Conv3d`` network; 10 % of
     the training patches validate; the SNN is measured on the other pixels.
 
-The handler lives here, not in ``cli.py``, which only registers the arguments
-(:func:`add_arguments`) and dispatches to :func:`run`.
+``spikeforge train`` (``tools/train_presets.py``) adds these options (:func:`add_arguments`)
+and hands ``custom`` to :func:`run`.
 """
 
 import importlib.util
 import sys
 from pathlib import Path
+
+from .options import CLIError, check_bundle_out, training_data_dir
 
 __all__ = ["DATASETS", "add_arguments", "run"]
 
@@ -37,35 +39,35 @@ def add_arguments(parser):
                        help="custom: the dataset to train on (" + ", ".join(DATASETS) + ")")
 
 
-def _load_module(text, error, seed):
+def _load_module(text, seed):
     path, sep, function = text.rpartition(":")
     if not sep or not path or not function:
-        raise error(f"--model {text!r} is not FILE.py:FUNCTION")
+        raise CLIError(f"--model {text!r} is not FILE.py:FUNCTION")
     file = Path(path)
     if not file.is_file():
-        raise error(f"--model: the file {file} does not exist")
+        raise CLIError(f"--model: the file {file} does not exist")
     spec = importlib.util.spec_from_file_location(f"spikeforge_custom_{file.stem}", file)
     if spec is None:
-        raise error(f"--model: {file} is not a Python file")
+        raise CLIError(f"--model: {file} is not a Python file")
     code = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = code   # torch.fx and pickling look modules up by name
     try:
         spec.loader.exec_module(code)
     except Exception as exc:
-        raise error(f"--model: importing {file} failed: {type(exc).__name__}: {exc}") from None
+        raise CLIError(f"--model: importing {file} failed: {type(exc).__name__}: {exc}") from None
     builder = getattr(code, function, None)
     if not callable(builder):
-        raise error(f"--model: {file} has no function {function!r}")
+        raise CLIError(f"--model: {file} has no function {function!r}")
     import torch
 
     torch.manual_seed(seed)   # the module's initialisation, before FUNCTION() builds it
     try:
         module = builder()
     except Exception as exc:
-        raise error(f"--model: {function}() failed: {type(exc).__name__}: {exc}") from None
+        raise CLIError(f"--model: {function}() failed: {type(exc).__name__}: {exc}") from None
 
     if not isinstance(module, torch.nn.Module):
-        raise error(f"--model: {function}() returned {type(module).__name__}, not a "
+        raise CLIError(f"--model: {function}() returned {type(module).__name__}, not a "
                     f"torch.nn.Module")
     return module
 
@@ -100,25 +102,27 @@ def _data(name, data_dir, limit):
             data.y_test[:limit], (-config.input_range, config.input_range))
 
 
-def run(args, *, error, check_out, data_dir, log):
+def run(args, *, log):
     """Train ``--model`` on ``--dataset``; return the summary line.
 
-    ``error`` is the CLI's usage-error class (exit status 2); ``check_out(path)`` refuses an
-    output bundle path that cannot be written and ``data_dir(path)`` returns the dataset
-    folder or refuses (the CLI's own checks, shared with the presets); ``log`` receives the
-    progress lines.
+    Usage problems raise :class:`~spikeforge.tools.options.CLIError` before any training,
+    with the presets' own output and dataset-folder checks; ``log`` receives the progress
+    lines.
     """
     if args.model is None or args.dataset is None:
-        raise error("train custom needs --model FILE.py:FUNCTION and --dataset "
-                    + "|".join(DATASETS))
+        raise CLIError("train custom needs --model FILE.py:FUNCTION and --dataset "
+                       + "|".join(DATASETS))
     if args.prune is not None:
-        raise error("--prune applies to the presets mnist-vgg and mnist-resnet, not to custom")
+        from spikeforge.train.presets import PRUNABLE_PRESETS
+
+        raise CLIError(f"--prune applies to the presets {' and '.join(PRUNABLE_PRESETS)}, not "
+                       f"to custom")
     if args.split is not None or args.train_fraction is not None:
-        raise error("--split and --train-fraction apply to the hyperspectral presets, not to "
-                    "custom")
-    check_out(args.out)
-    module = _load_module(args.model, error, args.seed)
-    folder = None if args.dataset == "digits" else data_dir(args.data_dir)
+        raise CLIError("--split and --train-fraction apply to the hyperspectral presets, not to "
+                       "custom")
+    check_bundle_out(args.out)
+    module = _load_module(args.model, args.seed)
+    folder = None if args.dataset == "digits" else training_data_dir(args.data_dir)
     x_train, y_train, x_val, y_val, x_test, y_test, raw_range = _data(
         args.dataset, folder, args.train_limit)
     import torch
@@ -136,7 +140,7 @@ def run(args, *, error, check_out, data_dir, log):
         result = from_torch(module, x_train, y_train, out=args.out, x_val=x_val, y_val=y_val,
                             raw_range=raw_range, seed=args.seed, log=log, **options)
     except UnmappableModule as exc:
-        raise error(str(exc)) from None
+        raise CLIError(str(exc)) from None
     test = snn_accuracy(result.network, x_test, y_test)
     return (f"wrote {args.out}: {result.network.name} from {args.model} on {args.dataset} "
             f"(torch {torch.__version__}); on {result.validation_images} validation samples: "
