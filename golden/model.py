@@ -1,6 +1,7 @@
 """Run a whole network: the golden model's layer-major schedule, traces and op counts.
 
-The schedule is the accelerator's (ARCHITECTURE section 3): for each layer, for each timestep.
+The schedule is the accelerator's (``docs/accelerator.md``, the sequencer): for each layer,
+for each timestep.
 Because every timestep's input spikes of a layer are known once the previous layer is done,
 the synaptic currents of all ``T`` timesteps are computed in one batched product, and only
 the aggregation (leak, fire, reset) steps through time. The arithmetic is

@@ -44,15 +44,12 @@ from amaranth.hdl import Assert, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..golden.manifest import MAX_LEAK_FRAC_BITS, MEMBRANE_BITS
 from .interfaces import (
     LeakKind, aggregation_input_layout, aggregation_output_layout, neuron_params_layout,
 )
 
 __all__ = ["AggregationCore"]
-
-#: Largest ``leak_frac_bits`` of the contract (``docs/neuron.md`` section 3).
-MAX_LEAK_FRAC_BITS = 16
-
 
 def _check_int(value, what, low, high=None):
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (
@@ -98,7 +95,7 @@ class AggregationCore(wiring.Component):
     def __init__(self, *, lanes, psum_bits, membrane_bits, addr_bits, leak_multiplier=False):
         _check_int(lanes, "Lane count", 1)
         _check_int(psum_bits, "Partial-sum width", 2, 64)
-        _check_int(membrane_bits, "Membrane width", 2, 32)
+        _check_int(membrane_bits, "Membrane width", *MEMBRANE_BITS)
         _check_int(addr_bits, "Address width", 1)
         if not isinstance(leak_multiplier, bool):
             raise TypeError(f"Leak multiplier must be a bool, not {leak_multiplier!r}")
@@ -237,7 +234,8 @@ class AggregationCore(wiring.Component):
                 ~i_valid | ~mul | (
                     (params.leak_frac_bits >= 1) & (params.leak_frac_bits <= MAX_LEAK_FRAC_BITS)
                     & (params.leak_factor <= (Const(1, 1) << params.leak_frac_bits))),
-                "leak_factor or leak_frac_bits outside 0 .. 2**q, 1 .. 16")
+                f"leak_factor or leak_frac_bits outside 0 .. 2**q, 1 .. "
+                f"{MAX_LEAK_FRAC_BITS}")
         else:
             m.d.sync += Assert(~i_valid | ~mul,
                                "multiplicative leak selected, but the core has no multiplier")

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, fields
 
 from amaranth.utils import ceil_log2
 
+from ..golden.manifest import MEMBRANE_BITS, TIMESTEPS, WEIGHT_BITS
 from ..golden.network import Network
 from ..golden.synapse import current_bound
 from .pe_array import check_taps_per_cycle
@@ -161,14 +162,14 @@ class AcceleratorConfig:
         _check_int(self.pes, "Number of PEs", 1, MAX_PES)
         _check_int(self.taps_per_cycle, "Taps per cycle")
         check_taps_per_cycle(self.taps_per_cycle)  # what the PE array builds
-        _check_int(self.weight_bits, "Weight width", 2, 8)
-        _check_int(self.membrane_bits, "Membrane width", 2, 32)
+        _check_int(self.weight_bits, "Weight width", *WEIGHT_BITS)
+        _check_int(self.membrane_bits, "Membrane width", *MEMBRANE_BITS)
         _check_int(self.psum_bits, "Partial-sum width", 2, 64)
         _check_int(self.max_positions, "Maximum position count")
         _check_int(self.max_in_channels, "Maximum input channel count")
         _check_int(self.max_out_channels, "Maximum output channel count")
         _check_int(self.max_feature_size, "Maximum feature map size")
-        _check_int(self.max_timesteps, "Maximum timestep count", 1, 1024)
+        _check_int(self.max_timesteps, "Maximum timestep count", *TIMESTEPS)
         _check_int(self.weight_depth, "Weight memory depth")
         _check_int(self.spike_memory_bits, "Spike memory size")
         _check_int(self.spike_bitmaps, "Spike bitmap count", 1, 16)

@@ -66,11 +66,12 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .aggregation_sweep import sweep_params_layout
+from .config import MAX_PES
 from .event_scanner import scan_params_layout
 from .interfaces import WordReadSignature, WordWriteSignature, neuron_params_layout
 from .layout import MAX_SEGMENTS
 from .spike_writer import write_params_layout
-from .tap_generator import geometry_layout
+from .tap_generator import STRIDE_BITS, geometry_layout
 
 __all__ = ["PIXEL_STEP_BITS", "WIDTH_NAMES", "Sequencer", "descriptor_layout",
            "descriptor_widths", "layer_layout", "segment_layout"]
@@ -244,8 +245,8 @@ class Sequencer(wiring.Component):
         Added to the sweep's membrane addresses (``g * positions`` in the output layer).
     swap : Out(1)
         The ping-pong swap strobe.
-    spikes : In(range)
-        Spikes written this cycle (the spike writer's count).
+    spikes : In(range(MAX_PES + 1))
+        Spikes written this cycle (the spike writer's count, at most one per lane).
     counts : Out(WordWriteSignature(layer_bits, counter_bits))
         Write port of the per-layer spike counters.
 
@@ -297,7 +298,7 @@ class Sequencer(wiring.Component):
                                                     group_bits=w["count_bits"])),
             "membrane_offset": Out(w["addr_bits"]),
             "swap": Out(1),
-            "spikes": In(16),
+            "spikes": In(range(MAX_PES + 1)),
             "counts": Out(WordWriteSignature(addr_bits=w["layer_bits"],
                                              data_shape=unsigned(counter_bits))),
         })
@@ -419,8 +420,10 @@ class Sequencer(wiring.Component):
                           for i in range(MAX_SEGMENTS))   # k * in_words of each segment
         index = Signal(range(MAX_SEGMENTS + 1))
         od, kd = Signal(size), Signal(size)
-        od_sd = Signal(size + 3)                           # od * s_d
-        od_words, kd_words = Signal(words + 3), Signal(words + 3)
+        # A product with a stride (at most MAX_STRIDE) needs STRIDE_BITS more bits; the
+        # address sums below one carry bit more and one sign bit.
+        od_sd = Signal(size + STRIDE_BITS)                 # od * s_d
+        od_words, kd_words = Signal(words + STRIDE_BITS), Signal(words + STRIDE_BITS)
         w_off = Signal(w["weight_addr_bits"])              # kd * kd_rows
         out_off = Signal(w["addr_bits"])                   # od * out_plane
         pix_off = Signal(PIXEL_STEP_BITS)                  # od * pixel_step
@@ -432,8 +435,8 @@ class Sequencer(wiring.Component):
         with m.If(self.pool_done):
             m.d.sync += pool_seen.eq(1)
 
-        plane = Signal(signed(size + 5))                   # d = od * s_d - p_d + kd
-        first = Signal(signed(words + 5))
+        plane = Signal(signed(size + STRIDE_BITS + 2))     # d = od * s_d - p_d + kd
+        first = Signal(signed(words + STRIDE_BITS + 2))
         m.d.comb += [
             plane.eq(_as_signed(od_sd + kd) - seg.depth_pad),
             first.eq(_as_signed(seg_words[index] + od_words + kd_words) - seg.depth_pad_words),

@@ -1,6 +1,6 @@
 """A deliberately naive reference of the integer contract, for differential tests.
 
-Written from the contract (``docs/neuron.md``, ARCHITECTURE section 2), not from
+Written from the contract (``docs/neuron.md``, the integer contract), not from
 ``spikeforge.golden``: plain Python integers, explicit loops over channels, positions and kernel
 taps, explicit ``if`` tests for the zero padding, Python's ``>>`` (which floors, like the
 contract's arithmetic shift) and explicit saturation. It reads the manifest's JSON layer

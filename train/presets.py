@@ -10,14 +10,18 @@
     SNNs, T=5, 6-bit weights, trained directly as SNNs (surrogate gradients, learnable leak
     and threshold) after a float ANN and a quantized ANN.
 
-Every preset runs the same steps (float ANN, quantized-ReLU ANN, IF-neuron SNN bundle) on the
-shared :class:`~spikeforge.train.qnet.QuantNet`, and records in the bundle's metadata the float
+The conversion presets (digits, MNIST) run the same steps (float ANN, quantized-ReLU ANN,
+IF-neuron SNN bundle) on the shared :class:`~spikeforge.train.qnet.QuantNet`; the
+hyperspectral ones train :class:`~spikeforge.train.direct.DirectSNN` directly as SNNs after
+the two ANN phases. Every preset records in the bundle's metadata the float
 ANN, quantized ANN and SNN (golden model) accuracies, the preset, seed, epochs, training time
 and torch version.
 """
 
 import time
 from dataclasses import dataclass
+
+from spikeforge.golden.manifest import WEIGHT_BITS
 
 __all__ = ["PRESETS", "PRUNABLE_PRESETS", "PresetResult", "train_preset"]
 
@@ -96,8 +100,9 @@ def train_preset(preset, out, *, epochs=None, timesteps=None, weight_bits=None, 
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
-    if weight_bits is not None and not 2 <= weight_bits <= 8:
-        raise ValueError(f"weight bits must lie in 2..8, not {weight_bits}")
+    low, high = WEIGHT_BITS
+    if weight_bits is not None and not low <= weight_bits <= high:
+        raise ValueError(f"weight bits must lie in {low}..{high}, not {weight_bits}")
     if prune and prune.get("sparsity") and preset not in PRUNABLE_PRESETS:
         raise ValueError(f"pruning is implemented for the presets {', '.join(PRUNABLE_PRESETS)}"
                          f", not for {preset!r}")

@@ -23,6 +23,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from spikeforge.golden.manifest import WEIGHT_BITS
+from spikeforge.golden.network import conv_output_size
+
 from .quant import add_threshold, current_unit, layer_quant, qavgpool, qrelu, round_half_up
 
 __all__ = ["QuantNet", "SCALE_LIMIT"]
@@ -59,10 +62,6 @@ def _check_spec(spec):
                          f"expected 'spikes' or 'current'")
 
 
-def _pool_size(size, kernel, stride):
-    return (size - kernel) // stride + 1
-
-
 class QuantNet(nn.Module):
     """Conv/linear/pool/residual network with float and quantization-aware forward passes.
 
@@ -85,8 +84,10 @@ class QuantNet(nn.Module):
     def __init__(self, in_shape, specs, *, input_scale, timesteps, levels, weight_bits=8,
                  bias_bits=16, membrane_bits=16):
         super().__init__()
-        if not 2 <= int(weight_bits) <= 8:
-            raise ValueError(f"weight_bits is {weight_bits}, outside the supported range 2..8")
+        low, high = WEIGHT_BITS
+        if not low <= int(weight_bits) <= high:
+            raise ValueError(f"weight_bits is {weight_bits}, outside the supported range "
+                             f"{low}..{high}")
         self.in_shape = tuple(in_shape)
         self.specs = [dict(s) for s in specs]
         self.input_scale = float(input_scale)
@@ -133,7 +134,8 @@ class QuantNet(nn.Module):
                     self.norms[name] = nn.BatchNorm1d(spec["out_features"])
             elif kind in ("maxpool2d", "avgpool2d"):
                 stride = spec.get("stride", spec["kernel"])
-                shape = (shape[0], *[_pool_size(s, spec["kernel"], stride) for s in shape[1:]])
+                shape = (shape[0], *[conv_output_size(s, spec["kernel"], stride, 0)
+                                     for s in shape[1:]])
             elif kind == "flatten":
                 shape = (int(torch.tensor(shape).prod()),)
             else:
