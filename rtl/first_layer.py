@@ -8,7 +8,7 @@ parameters), and both walk the image with the same :class:`~.window_walker.Windo
 Only their cycle costs differ.
 """
 
-from amaranth.hdl import unsigned
+from amaranth.hdl import Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -156,3 +156,25 @@ class FirstLayerBlock(wiring.Component):
                  "channel_bits")
         return WindowWalker(shift_add=shift_add,
                             **{name: self.signature.parameters[name] for name in names})
+
+    def write_sums(self, m, *, valid, first, last, final, out, addends, running):
+        """The last stage both blocks share: add each lane's ``addends`` (what this cycle
+        contributes) to the position's running sum, which starts from the bias on the
+        position's ``first`` cycle; the ``last`` cycle of a position writes its row to
+        ``bank`` at ``out``, and the last row of the run (``final``) strobes ``done`` one
+        cycle later and clears ``running``."""
+        lanes = self.lanes
+        sums = Signal(row_layout(self.psum_bits, lanes))
+        total = Signal(row_layout(self.psum_bits, lanes))
+        for i in range(lanes):
+            m.d.comb += total[i].eq(Mux(first, self.bias[i], sums[i]) + addends[i])
+        with m.If(valid):
+            m.d.sync += sums.eq(total)
+        m.d.comb += [
+            self.bank.r_en.eq(0), self.bank.r_addr.eq(0),
+            self.bank.w_en.eq(valid & last), self.bank.w_addr.eq(out),
+            self.bank.w_data.eq(total),
+        ]
+        m.d.sync += self.done.eq(valid & last & final)
+        with m.If(self.done):
+            m.d.sync += running.eq(0)

@@ -303,18 +303,6 @@ class PIMFirstLayer(FirstLayerBlock):
         m.d.sync += [a_valid.eq(e_last_cycle), a_first.eq(e_first), a_last.eq(e_last),
                      a_final.eq(e_final), a_out.eq(e_out)]
         m.d.sync += [a_sums[i].eq(updated[i]) for i in range(lanes)]
-        position = Signal(row_layout(self.psum_bits, lanes))
-        total = Signal(row_layout(self.psum_bits, lanes))
-        for i in range(lanes):
-            m.d.comb += total[i].eq(Mux(a_first, self.bias[i], position[i]) + a_sums[i])
-        with m.If(a_valid):
-            m.d.sync += position.eq(total)
-        m.d.comb += [
-            self.bank.r_en.eq(0), self.bank.r_addr.eq(0),
-            self.bank.w_en.eq(a_valid & a_last), self.bank.w_addr.eq(a_out),
-            self.bank.w_data.eq(total),
-        ]
-        m.d.sync += self.done.eq(a_valid & a_last & a_final)
-        with m.If(self.done):
-            m.d.sync += running.eq(0)
+        self.write_sums(m, valid=a_valid, first=a_first, last=a_last, final=a_final, out=a_out,
+                        addends=a_sums, running=running)
         return m

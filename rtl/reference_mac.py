@@ -49,7 +49,6 @@ likewise; a negative count is 0). When every window holds at least one pixel thi
 from amaranth.hdl import Module, Mux, Signal, signed
 
 from .first_layer import FirstLayerBlock, FirstLayerSignature
-from .interfaces import row_layout
 from .window_walker import axis_taps
 
 __all__ = ["OVERHEAD", "ReferenceMAC", "run_cycles"]
@@ -145,18 +144,6 @@ class ReferenceMAC(FirstLayerBlock):
                 Mux(r_taps, self.pixels.data * self.weights.data[i], 0))
 
         # a_: accumulate; the last tap of a position writes its row.
-        acc = Signal(row_layout(self.psum_bits, lanes))
-        total = Signal(row_layout(self.psum_bits, lanes))
-        for i in range(lanes):
-            m.d.comb += total[i].eq(Mux(a_first, self.bias[i], acc[i]) + a_products[i])
-        with m.If(a_valid):
-            m.d.sync += acc.eq(total)
-        m.d.comb += [
-            self.bank.r_en.eq(0), self.bank.r_addr.eq(0),
-            self.bank.w_en.eq(a_valid & a_last), self.bank.w_addr.eq(a_out),
-            self.bank.w_data.eq(total),
-        ]
-        m.d.sync += self.done.eq(a_valid & a_last & a_final)
-        with m.If(self.done):
-            m.d.sync += running.eq(0)
+        self.write_sums(m, valid=a_valid, first=a_first, last=a_last, final=a_final, out=a_out,
+                        addends=a_products, running=running)
         return m
