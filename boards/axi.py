@@ -11,16 +11,13 @@ recognise.
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..rtl.checks import check_int
+
 __all__ = ["axi4_lite_signature", "axi4_stream_signature", "register_bus_signature",
            "AXI_OKAY", "AXI_SLVERR"]
 
 AXI_OKAY = 0b00
 AXI_SLVERR = 0b10
-
-
-def _check_width(name, value, low=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise TypeError(f"{name} must be an integer >= {low}, not {value!r}")
 
 
 def axi4_lite_signature(*, addr_width, data_width=32):
@@ -31,7 +28,7 @@ def axi4_lite_signature(*, addr_width, data_width=32):
     TypeError
         ``addr_width`` is not a positive integer or ``data_width`` is not 32 or 64.
     """
-    _check_width("Address width", addr_width)
+    check_int(addr_width, "Address width")
     if data_width not in (32, 64):
         raise TypeError(f"AXI4-Lite data width must be 32 or 64, not {data_width!r}")
     return wiring.Signature({
@@ -52,7 +49,7 @@ def axi4_stream_signature(*, data_width=32):
     TypeError
         ``data_width`` is not a positive multiple of 8.
     """
-    _check_width("Stream data width", data_width, 8)
+    check_int(data_width, "Stream data width", 8)
     if data_width % 8:
         raise TypeError(f"Stream data width must be a multiple of 8, not {data_width!r}")
     return wiring.Signature({
@@ -68,8 +65,8 @@ def register_bus_signature(*, addr_width, data_width=32):
     a one-cycle ``r_en`` with ``r_addr``; the register block answers with ``r_valid`` (and
     ``r_data``) in a later cycle, as late as it needs to (``boards/axi_lite.py`` waits).
     """
-    _check_width("Address width", addr_width)
-    _check_width("Data width", data_width)
+    check_int(addr_width, "Address width")
+    check_int(data_width, "Data width")
     return wiring.Signature({
         "w_en": Out(1), "w_addr": Out(addr_width), "w_data": Out(data_width),
         "r_en": Out(1), "r_addr": Out(addr_width),

@@ -48,15 +48,9 @@ from ..golden.manifest import MAX_LEAK_FRAC_BITS, MEMBRANE_BITS
 from .interfaces import (
     LeakKind, aggregation_input_layout, aggregation_output_layout, neuron_params_layout,
 )
+from .checks import check_int
 
 __all__ = ["AggregationCore"]
-
-def _check_int(value, what, low, high=None):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
-            high is not None and value > high):
-        kind = "a positive integer" if (low, high) == (1, None) else f"an integer in {low}..{high}"
-        raise TypeError(f"{what} must be {kind}, not {value!r}")
-
 
 class AggregationCore(wiring.Component):
     """Pipelined neuron update of one row of ``lanes`` neurons per cycle.
@@ -93,10 +87,10 @@ class AggregationCore(wiring.Component):
     LATENCY = 3
 
     def __init__(self, *, lanes, psum_bits, membrane_bits, addr_bits, leak_multiplier=False):
-        _check_int(lanes, "Lane count", 1)
-        _check_int(psum_bits, "Partial-sum width", 2, 64)
-        _check_int(membrane_bits, "Membrane width", *MEMBRANE_BITS)
-        _check_int(addr_bits, "Address width", 1)
+        check_int(lanes, "Lane count", 1)
+        check_int(psum_bits, "Partial-sum width", 2, 64)
+        check_int(membrane_bits, "Membrane width", *MEMBRANE_BITS)
+        check_int(addr_bits, "Address width", 1)
         if not isinstance(leak_multiplier, bool):
             raise TypeError(f"Leak multiplier must be a bool, not {leak_multiplier!r}")
         self._lanes = lanes

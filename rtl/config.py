@@ -21,6 +21,7 @@ from ..golden.network import Network
 from ..golden.synapse import current_bound
 from .pe_array import check_taps_per_cycle
 from .tap_generator import MAX_STRIDE
+from .checks import check_int
 
 __all__ = ["MAX_PES", "AcceleratorConfig", "FitReport", "layer_positions"]
 
@@ -34,15 +35,6 @@ MAX_PES = 1024
 #: The first-layer blocks a design can have (``rtl/reference_mac.py``,
 #: ``rtl/pim_first_layer.py``).
 FIRST_LAYER_BLOCKS = ("mac", "pim")
-
-
-def _check_int(value, what, low=1, high=None):
-    # TypeError for a bad scalar, in type or in range (the Amaranth library's convention).
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
-            high is not None and value > high):
-        kind = "a positive integer" if (low, high) == (1, None) else (
-            f"an integer in {low}..{high}" if high is not None else f"an integer >= {low}")
-        raise TypeError(f"{what} must be {kind}, not {value!r}")
 
 
 def _bits_for(count):
@@ -159,20 +151,20 @@ class AcceleratorConfig:
     clock_hz: float = 125e6
 
     def __post_init__(self):
-        _check_int(self.pes, "Number of PEs", 1, MAX_PES)
-        _check_int(self.taps_per_cycle, "Taps per cycle")
+        check_int(self.pes, "Number of PEs", 1, MAX_PES)
+        check_int(self.taps_per_cycle, "Taps per cycle")
         check_taps_per_cycle(self.taps_per_cycle)  # what the PE array builds
-        _check_int(self.weight_bits, "Weight width", *WEIGHT_BITS)
-        _check_int(self.membrane_bits, "Membrane width", *MEMBRANE_BITS)
-        _check_int(self.psum_bits, "Partial-sum width", 2, 64)
-        _check_int(self.max_positions, "Maximum position count")
-        _check_int(self.max_in_channels, "Maximum input channel count")
-        _check_int(self.max_out_channels, "Maximum output channel count")
-        _check_int(self.max_feature_size, "Maximum feature map size")
-        _check_int(self.max_timesteps, "Maximum timestep count", *TIMESTEPS)
-        _check_int(self.weight_depth, "Weight memory depth")
-        _check_int(self.spike_memory_bits, "Spike memory size")
-        _check_int(self.spike_bitmaps, "Spike bitmap count", 1, 16)
+        check_int(self.weight_bits, "Weight width", *WEIGHT_BITS)
+        check_int(self.membrane_bits, "Membrane width", *MEMBRANE_BITS)
+        check_int(self.psum_bits, "Partial-sum width", 2, 64)
+        check_int(self.max_positions, "Maximum position count")
+        check_int(self.max_in_channels, "Maximum input channel count")
+        check_int(self.max_out_channels, "Maximum output channel count")
+        check_int(self.max_feature_size, "Maximum feature map size")
+        check_int(self.max_timesteps, "Maximum timestep count", *TIMESTEPS)
+        check_int(self.weight_depth, "Weight memory depth")
+        check_int(self.spike_memory_bits, "Spike memory size")
+        check_int(self.spike_bitmaps, "Spike bitmap count", 1, 16)
         for value, what in ((self.leak_multiplier, "Leak multiplier"),
                             (self.weight_packing, "Weight packing"),
                             (self.space_to_depth, "Space-to-depth")):
@@ -184,9 +176,9 @@ class AcceleratorConfig:
         if self.first_layer not in FIRST_LAYER_BLOCKS:
             raise TypeError(f"First layer must be one of {', '.join(FIRST_LAYER_BLOCKS)}, "
                             f"not {self.first_layer!r}")
-        _check_int(self.pim_rows, "PIM rows in parallel")
+        check_int(self.pim_rows, "PIM rows in parallel")
         if self.pim_columns is not None:
-            _check_int(self.pim_columns, "PIM columns in parallel")
+            check_int(self.pim_columns, "PIM columns in parallel")
             if self.pes % self.pim_columns:
                 raise ValueError(f"PIM columns in parallel must divide the number of PEs "
                                  f"({self.pes}), not {self.pim_columns}")

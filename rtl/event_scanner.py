@@ -19,6 +19,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .interfaces import WordReadSignature, event_layout
+from .checks import check_int
 
 __all__ = ["EventScanner", "scan_params_layout"]
 
@@ -49,11 +50,6 @@ def _any_and_several(bits):
             merged.append(parts[-1])
         parts = merged
     return parts[0]
-
-
-def _check_positive(value, what):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise TypeError(f"{what} must be a positive integer, not {value!r}")
 
 
 class EventScanner(wiring.Component):
@@ -96,7 +92,7 @@ class EventScanner(wiring.Component):
                             (channel_bits, "Channel width"), (coord_bits, "Coordinate width"),
                             (position_bits, "Position count width"),
                             (group_bits, "Group count width")):
-            _check_positive(value, what)
+            check_int(value, what)
         if (1 << channel_bits) < lanes:
             raise ValueError(f"Channel width {channel_bits} cannot number {lanes} lanes")
         self._lanes = lanes

@@ -15,7 +15,8 @@ from amaranth.lib.wiring import In, Out
 from .interfaces import RowPortSignature, WordReadSignature, row_layout
 from .pe_array import WeightReadSignature
 from .tap_generator import geometry_layout
-from .window_walker import WindowWalker, check_positive
+from .checks import check_int
+from .window_walker import WindowWalker
 
 __all__ = ["FirstLayerBlock", "FirstLayerSignature"]
 
@@ -90,7 +91,7 @@ class FirstLayerSignature(wiring.Signature):
         values = (lanes, input_bits, weight_bits, psum_bits, addr_bits, pixel_addr_bits,
                   weight_addr_bits, coord_bits, channel_bits)
         for value, (_, what) in zip(values, _PARAMETERS):
-            check_positive(value, what)
+            check_int(value, what)
         if psum_bits < weight_bits:
             raise ValueError(f"Partial-sum width must be at least the weight width "
                              f"({weight_bits}), not {psum_bits!r}")

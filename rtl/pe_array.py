@@ -47,6 +47,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .interfaces import RowPortSignature, row_layout, tap_layout
+from .checks import check_int
 
 __all__ = ["LATENCY", "BUILT_TAPS_PER_CYCLE", "check_taps_per_cycle", "WeightReadSignature",
            "PEArray"]
@@ -81,11 +82,6 @@ class WeightReadSignature(wiring.Signature):
             "addr": Out(weight_addr_bits), "en": Out(1),
             "data": In(row_layout(weight_bits, lanes)),
         })
-
-
-def _check_positive(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise TypeError(f"{name} must be a positive integer, not {value!r}")
 
 
 class PEArray(wiring.Component):
@@ -140,12 +136,12 @@ class PEArray(wiring.Component):
 
     def __init__(self, *, lanes, weight_bits, psum_bits, addr_bits, weight_addr_bits,
                  weight_packing=False, taps_per_cycle=1):
-        _check_positive("Lane count", lanes)
-        _check_positive("Weight width", weight_bits)
-        _check_positive("Partial-sum width", psum_bits)
-        _check_positive("Address width", addr_bits)
-        _check_positive("Weight address width", weight_addr_bits)
-        _check_positive("Taps per cycle", taps_per_cycle)
+        check_int(lanes, "Lane count")
+        check_int(weight_bits, "Weight width")
+        check_int(psum_bits, "Partial-sum width")
+        check_int(addr_bits, "Address width")
+        check_int(weight_addr_bits, "Weight address width")
+        check_int(taps_per_cycle, "Taps per cycle")
         if psum_bits < weight_bits:
             raise ValueError(f"Partial-sum width must be at least the weight width "
                              f"({weight_bits}), not {psum_bits!r}")

@@ -60,7 +60,8 @@ from amaranth.utils import ceil_log2
 
 from .first_layer import FirstLayerBlock, FirstLayerSignature
 from .interfaces import row_layout
-from .window_walker import axis_taps, check_positive
+from .checks import check_int
+from .window_walker import axis_taps
 
 __all__ = ["PIMFirstLayer", "pim_run_cycles", "pim_chunks"]
 
@@ -147,9 +148,9 @@ class PIMFirstLayer(FirstLayerBlock):
             addr_bits=addr_bits, pixel_addr_bits=pixel_addr_bits,
             weight_addr_bits=weight_addr_bits, coord_bits=coord_bits,
             channel_bits=channel_bits)
-        check_positive(rows, "Rows in parallel")
+        check_int(rows, "Rows in parallel")
         columns = lanes if columns is None else columns
-        check_positive(columns, "Columns in parallel")
+        check_int(columns, "Columns in parallel")
         if lanes % columns:
             raise ValueError(f"Columns in parallel must divide the lane count ({lanes}), "
                              f"not {columns!r}")

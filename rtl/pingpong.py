@@ -27,13 +27,9 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .interfaces import RowPortSignature, row_layout
+from .checks import check_int
 
 __all__ = ["PingPong"]
-
-
-def _check_positive(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise TypeError(f"{name} must be a positive integer, not {value!r}")
 
 
 class PingPong(wiring.Component):
@@ -85,11 +81,11 @@ class PingPong(wiring.Component):
     """
 
     def __init__(self, *, addr_bits, psum_bits, lanes, depth, counter_bits=32):
-        _check_positive("Address width", addr_bits)
-        _check_positive("Partial-sum width", psum_bits)
-        _check_positive("Lane count", lanes)
-        _check_positive("Depth", depth)
-        _check_positive("Counter width", counter_bits)
+        check_int(addr_bits, "Address width")
+        check_int(psum_bits, "Partial-sum width")
+        check_int(lanes, "Lane count")
+        check_int(depth, "Depth")
+        check_int(counter_bits, "Counter width")
         if depth > 1 << addr_bits:
             raise ValueError(f"Depth must be at most 2 ** addr_bits ({1 << addr_bits}), "
                              f"not {depth!r}")

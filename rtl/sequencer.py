@@ -72,6 +72,7 @@ from .interfaces import WordReadSignature, WordWriteSignature, neuron_params_lay
 from .layout import MAX_SEGMENTS
 from .spike_writer import write_params_layout
 from .tap_generator import STRIDE_BITS, geometry_layout
+from .checks import check_int
 
 __all__ = ["PIXEL_STEP_BITS", "WIDTH_NAMES", "Sequencer", "descriptor_layout",
            "descriptor_widths", "layer_layout", "segment_layout"]
@@ -89,11 +90,6 @@ def _as_signed(value):
 WIDTH_NAMES = ("addr_bits", "weight_addr_bits", "coord_bits", "channel_bits", "count_bits",
                "word_addr_bits", "membrane_bits", "timestep_bits", "bias_addr_bits",
                "layer_bits", "sel_bits")
-
-
-def _check_positive(value, what):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise TypeError(f"{what} must be a positive integer, not {value!r}")
 
 
 def descriptor_widths(config, *, bias_depth, max_layers):
@@ -262,8 +258,8 @@ class Sequencer(wiring.Component):
             raise TypeError(f"Widths must be a dict with the keys of descriptor_widths(), not "
                             f"{widths!r}")
         for name in WIDTH_NAMES:
-            _check_positive(widths[name], f"Width {name!r}")
-        _check_positive(counter_bits, "Counter width")
+            check_int(widths[name], f"Width {name!r}")
+        check_int(counter_bits, "Counter width")
         self._widths = dict(widths)
         w = self._widths
         self._desc_layout = descriptor_layout(**w)

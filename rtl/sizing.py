@@ -21,14 +21,10 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from .config import AcceleratorConfig, layer_positions
 from .layout import (pixel_count, plan_current_bound, plan_network, segment_weight_bits)
+from .checks import check_int
 
 __all__ = ["MemorySizes", "Design", "BOARD_DESIGNS", "DEFAULT_BOARD", "for_board", "sizes_for",
            "fitted", "design_for"]
-
-
-def _check_positive(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise TypeError(f"{name} must be a positive integer, not {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,7 +56,7 @@ class MemorySizes:
     def __post_init__(self):
         for name, value in (("Bias depth", self.bias_depth), ("Layer count", self.max_layers),
                             ("Pixel depth", self.pixel_depth), ("Pixel width", self.pixel_bits)):
-            _check_positive(name, value)
+            check_int(value, name)
 
     def to_json(self):
         return asdict(self)

@@ -45,6 +45,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .interfaces import event_layout, tap_layout
+from .checks import check_int
 
 __all__ = ["MAX_STRIDE", "LATENCY", "geometry_layout", "TapGenerator"]
 
@@ -79,11 +80,6 @@ def geometry_layout(*, coord_bits, weight_addr_bits):
 def _times_stride(value, stride):
     """``value * stride`` as a few shifted adds (the stride is 3 bits): no DSP for it."""
     return sum(Mux(stride[bit], value << bit, 0) for bit in range(STRIDE_BITS))
-
-
-def _check_width(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise TypeError(f"{name} must be a positive integer, not {value!r}")
 
 
 class TapGenerator(wiring.Component):
@@ -123,10 +119,10 @@ class TapGenerator(wiring.Component):
     """
 
     def __init__(self, *, channel_bits, coord_bits, addr_bits, weight_addr_bits):
-        _check_width("Channel width", channel_bits)
-        _check_width("Coordinate width", coord_bits)
-        _check_width("Address width", addr_bits)
-        _check_width("Weight address width", weight_addr_bits)
+        check_int(channel_bits, "Channel width")
+        check_int(coord_bits, "Coordinate width")
+        check_int(addr_bits, "Address width")
+        check_int(weight_addr_bits, "Weight address width")
         self._channel_bits = channel_bits
         self._coord_bits = coord_bits
         self._addr_bits = addr_bits

@@ -42,16 +42,12 @@ from .sequencer import Sequencer, descriptor_widths
 from .sizing import MemorySizes
 from .spike_writer import SpikeWriter
 from .tap_generator import TapGenerator
+from .checks import check_int
 
 __all__ = ["Top", "first_layer_block"]
 
 _COUNTERS = ("cycles", "pe_busy_cycles", "aggregation_busy_cycles", "scanner_busy_cycles",
              "mac_busy_cycles", "overlap_cycles")
-
-
-def _check_positive(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise TypeError(f"{name} must be a positive integer, not {value!r}")
 
 
 def first_layer_block(config, *, pixel_bits, pixel_depth):
@@ -118,7 +114,7 @@ class Top(wiring.Component):
             raise TypeError(f"Config must be an AcceleratorConfig, not {config!r}")
         if not isinstance(sizes, MemorySizes):
             raise TypeError(f"Sizes must be MemorySizes, not {sizes!r}")
-        _check_positive("Counter width", counter_bits)
+        check_int(counter_bits, "Counter width")
         if fault is not None and not isinstance(fault, MembraneFault):
             raise TypeError(f"Fault must be None or a MembraneFault, not {fault!r}")
         if fault is not None and fault.bit >= config.membrane_bits:

@@ -33,9 +33,10 @@ from amaranth.hdl import Mux, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .checks import check_int
 from .tap_generator import STRIDE_BITS, geometry_layout
 
-__all__ = ["WindowWalker", "axis_taps", "check_positive"]
+__all__ = ["WindowWalker", "axis_taps"]
 
 #: The walker's width parameters and their names in messages.
 _WIDTHS = (("addr_bits", "Address width"), ("pixel_addr_bits", "Pixel address width"),
@@ -52,12 +53,6 @@ def axis_taps(out, kernel, stride, pad, size):
         origin = o * stride - pad
         counts.append(max(0, min(kernel, size - origin) - max(0, -origin)))
     return counts
-
-
-def check_positive(value, what):
-    """Raise ``TypeError`` unless ``value`` is a positive ``int`` (a ``bool`` is not)."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise TypeError(f"{what} must be a positive integer, not {value!r}")
 
 
 def _times(value, factor):
@@ -119,7 +114,7 @@ class WindowWalker(wiring.Component):
                         "weight_addr_bits": weight_addr_bits, "coord_bits": coord_bits,
                         "channel_bits": channel_bits}
         for name, what in _WIDTHS:
-            check_positive(self._widths[name], what)
+            check_int(self._widths[name], what)
         if not isinstance(shift_add, bool):
             raise TypeError(f"Shift-add choice must be a bool, not {shift_add!r}")
         self._shift_add = shift_add

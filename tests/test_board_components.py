@@ -124,8 +124,15 @@ def test_axi_lite_read_waits_for_the_register_block():
 
 
 def test_axi_lite_wrong_width():
-    with pytest.raises(TypeError, match=r"^Address width must be an integer >= 1, not 0$"):
+    with pytest.raises(TypeError, match=r"^Address width must be a positive integer, not 0$"):
         AXI4LiteRegisters(addr_width=0)
+
+
+def test_axi_stream_wrong_width():
+    from spikeforge.boards.axi import axi4_stream_signature
+
+    with pytest.raises(TypeError, match=r"^Stream data width must be an integer >= 8, not 4$"):
+        axi4_stream_signature(data_width=4)
 
 
 # --------------------------------------------------------------------------- image stream
