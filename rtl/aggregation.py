@@ -46,6 +46,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.manifest import MAX_LEAK_FRAC_BITS, MEMBRANE_BITS
 from .interfaces import (
+    PSUM_BITS,
     LeakKind, aggregation_input_layout, aggregation_output_layout, neuron_params_layout,
 )
 from .checks import check_int
@@ -88,7 +89,7 @@ class AggregationCore(wiring.Component):
 
     def __init__(self, *, lanes, psum_bits, membrane_bits, addr_bits, leak_multiplier=False):
         check_int(lanes, "Lane count", 1)
-        check_int(psum_bits, "Partial-sum width", 2, 64)
+        check_int(psum_bits, "Partial-sum width", *PSUM_BITS)
         check_int(membrane_bits, "Membrane width", *MEMBRANE_BITS)
         check_int(addr_bits, "Address width", 1)
         if not isinstance(leak_multiplier, bool):

@@ -22,6 +22,7 @@ from ..golden.synapse import current_bound
 from .pe_array import check_taps_per_cycle
 from .tap_generator import MAX_STRIDE
 from .checks import check_int
+from .interfaces import PSUM_BITS
 
 __all__ = ["MAX_PES", "AcceleratorConfig", "FitReport", "layer_positions"]
 
@@ -156,7 +157,7 @@ class AcceleratorConfig:
         check_taps_per_cycle(self.taps_per_cycle)  # what the PE array builds
         check_int(self.weight_bits, "Weight width", *WEIGHT_BITS)
         check_int(self.membrane_bits, "Membrane width", *MEMBRANE_BITS)
-        check_int(self.psum_bits, "Partial-sum width", 2, 64)
+        check_int(self.psum_bits, "Partial-sum width", *PSUM_BITS)
         check_int(self.max_positions, "Maximum position count")
         check_int(self.max_in_channels, "Maximum input channel count")
         check_int(self.max_out_channels, "Maximum output channel count")

@@ -106,6 +106,11 @@ def tap_layout(*, addr_bits, weight_addr_bits):
     })
 
 
+#: Widths a partial sum (the signed current of one lane) may have, inclusive: the
+#: aggregation core and the config both check against this range.
+PSUM_BITS = (2, 64)
+
+
 def aggregation_input_layout(*, addr_bits, lanes, psum_bits, membrane_bits):
     """What the aggregation core reads for one position: current and previous membrane."""
     return data.StructLayout({

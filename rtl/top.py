@@ -29,6 +29,7 @@ from amaranth.lib.wiring import In, Out
 from .aggregation import AggregationCore
 from .aggregation_sweep import AggregationSweep
 from .config import AcceleratorConfig
+from .cycle_model import PREDICTED_COUNTERS
 from .event_scanner import EventScanner
 from .host_port import (HostMemory, MembraneFault, host_signature, trace_signature,
                         trace_widths)
@@ -44,10 +45,12 @@ from .spike_writer import SpikeWriter
 from .tap_generator import TapGenerator
 from .checks import check_int
 
-__all__ = ["Top", "first_layer_block"]
+__all__ = ["COUNTERS", "Top", "first_layer_block"]
 
-_COUNTERS = ("cycles", "pe_busy_cycles", "aggregation_busy_cycles", "scanner_busy_cycles",
-             "mac_busy_cycles", "overlap_cycles")
+#: ``Top``'s counter outputs, in the order the simulators, the register map and the reports
+#: use: the cycle model's predicted counters, then ``overlap_cycles``, which it does not
+#: predict (a measure of the ping-pong overlap, not a cost).
+COUNTERS = PREDICTED_COUNTERS + ("overlap_cycles",)
 
 
 def first_layer_block(config, *, pixel_bits, pixel_depth):
@@ -178,7 +181,7 @@ class Top(wiring.Component):
             r_data_bits=max(Shape.cast(self.membranes.shape).width, counter_bits))
         trace = trace_signature(**trace_widths(c, w))
         super().__init__({"start": In(1), "busy": Out(1), "done": Out(1),
-                          **{name: Out(counter_bits) for name in _COUNTERS},
+                          **{name: Out(counter_bits) for name in COUNTERS},
                           "host": In(host), "trace": Out(trace)})
 
     @property

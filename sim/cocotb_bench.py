@@ -40,14 +40,13 @@ from ..rtl.host_port import HostMemory, host_words
 from ..rtl.program import build_program
 from ..rtl.sequencer import descriptor_layout, descriptor_widths
 from ..rtl.sizing import MemorySizes
+from ..rtl.top import COUNTERS
 from .cosim import JOB_VARIABLE
 from .scoreboard import TraceChecker
 
 #: Clock period in simulator steps (1 ps precision, 10 ns period).
 PERIOD_NS = 10
 _STEPS = PERIOD_NS * 1000
-_COUNTERS = ("cycles", "pe_busy_cycles", "aggregation_busy_cycles", "scanner_busy_cycles",
-             "mac_busy_cycles", "overlap_cycles")
 
 
 def _reader(handle):
@@ -197,7 +196,7 @@ async def run_job(dut):
             break
         rows = await bench.read(HostMemory.MEMBRANES, plan.groups * plan.positions)
         counts = await bench.read(HostMemory.SPIKE_COUNTS, len(program.layers))
-        counters = {name: int(getattr(dut, name).value) for name in _COUNTERS}
+        counters = {name: int(getattr(dut, name).value) for name in COUNTERS}
         output = checker.output_membrane(rows)
         if mismatch is None:
             mismatch = checker.check_output(index, number, done_cycle, output)

@@ -28,7 +28,7 @@ from ..rtl.cycle_model import counters_from_golden
 from ..rtl.layout import descriptor_neuron, descriptor_values
 from ..rtl.program import build_program
 from ..rtl.sizing import design_for, sizes_for
-from ..rtl.top import Top
+from ..rtl.top import COUNTERS, Top
 from .streams import StreamTimeout
 
 __all__ = ["Mismatch", "ImageResult", "Harness"]
@@ -334,9 +334,7 @@ class Harness:
                                what="output membrane", timestep=None,
                                neuron=descriptor_neuron(plan, channel, position),
                                expected=want, got=have)
-        counters = {name: int(ctx.get(getattr(top, name))) for name in (
-            "cycles", "pe_busy_cycles", "aggregation_busy_cycles", "scanner_busy_cycles",
-            "mac_busy_cycles", "overlap_cycles")}
+        counters = {name: int(ctx.get(getattr(top, name))) for name in COUNTERS}
         spike_counts = {p.name: int(ctx.get(top.spike_counts[i]))
                         for i, p in enumerate(program.layers) if not (p.output or p.pool)}
         prediction = int(np.argmax(output))

@@ -1,5 +1,8 @@
 """Test-only helpers for the RTL unit tests: a PE array on its own memories, and a driver.
 
+``FirstLayerHarness`` puts a first-layer block (the reference MAC or the PIM: one signature)
+on an image memory, a weight memory and a bank, in the same way.
+
 ``PEHarness`` attaches a :class:`~spikeforge.rtl.pe_array.PEArray` (optionally fed by a
 :class:`~spikeforge.rtl.tap_generator.TapGenerator`) to a partial-sum bank and a weight
 memory, both ``memory.MemoryData`` so that tests can preload and peek them. The bank's read
@@ -25,7 +28,8 @@ from spikeforge.rtl.interfaces import event_layout, row_layout, tap_layout
 from spikeforge.rtl.pe_array import PEArray
 from spikeforge.rtl.tap_generator import TapGenerator, geometry_layout
 
-__all__ = ["PEHarness", "row_values", "read_rows", "lockstep", "run_sim", "vcd_file"]
+__all__ = ["PEHarness", "FirstLayerHarness", "row_values", "read_rows", "lockstep", "run_sim",
+           "vcd_file"]
 
 
 def vcd_file(tmp_path, name):
@@ -172,3 +176,39 @@ async def lockstep(ctx, i_stream, payloads, o_stream, *, stop, put_pause=(0,), g
                 ctx.set(o_stream.ready, 0)
                 return in_cycles, received
     raise AssertionError(f"lockstep: no final payload within {limit} cycles")
+
+
+class FirstLayerHarness(wiring.Component):
+    """A first-layer block on an image memory, a weight memory and a bank (``MemoryData``, so
+    the test can preload and peek them), exposing the bank's write enable and address."""
+
+    def __init__(self, block, *, pixels, weights, bank_depth):
+        self.block = block
+        self.image = memory.MemoryData(shape=block.input_bits, depth=len(pixels), init=pixels)
+        self.weight_rows = memory.MemoryData(shape=row_layout(block.weight_bits, block.lanes),
+                                             depth=len(weights), init=weights)
+        self.bank = memory.MemoryData(shape=row_layout(block.psum_bits, block.lanes),
+                                      depth=bank_depth, init=[])
+        members = block.signature.members
+        super().__init__({name: members[name] for name in
+                          ("geometry", "in_channels", "bias", "start", "busy", "done")}
+                         | {"w_en": Out(1), "w_addr": Out(block.addr_bits)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.block = block = self.block
+        for name in ("geometry", "in_channels", "bias", "start"):
+            m.d.comb += getattr(block, name).eq(getattr(self, name))
+        m.d.comb += [self.busy.eq(block.busy), self.done.eq(block.done),
+                     self.w_en.eq(block.bank.w_en), self.w_addr.eq(block.bank.w_addr)]
+        for name, data, client in (("image", self.image, block.pixels),
+                                   ("weight_memory", self.weight_rows, block.weights)):
+            m.submodules[name] = mem = memory.Memory(data=data)
+            port = mem.read_port()
+            m.d.comb += [port.addr.eq(client.addr), port.en.eq(client.en),
+                         client.data.eq(port.data)]
+        m.submodules.bank = bank = memory.Memory(data=self.bank)
+        write = bank.write_port()
+        m.d.comb += [write.addr.eq(block.bank.w_addr), write.en.eq(block.bank.w_en),
+                     write.data.eq(block.bank.w_data)]
+        return m

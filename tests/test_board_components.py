@@ -411,3 +411,13 @@ def test_regmap_memory_numbers_match_the_rtl():
     assert {member.name.lower(): member.value for member in HostMemory} == \
         {name: getattr(Memory, name.upper()) for name in Memory.NAMES}
     assert list(Memory.NAMES) == [member.name.lower() for member in HostMemory]
+
+
+def test_counter_registers_show_every_top_counter_in_order():
+    # The register map names its own registers, but the members behind them are Top's, and
+    # the read-out order (CYCLES at 0x40, then one word each) follows Top's list.
+    from spikeforge.boards.regmap import COUNTERS, REGISTERS
+    from spikeforge.rtl.top import COUNTERS as TOP_COUNTERS
+    assert tuple(COUNTERS.values()) == TOP_COUNTERS
+    addresses = [REGISTERS[register] for register in COUNTERS]
+    assert addresses == list(range(REGISTERS["CYCLES"], REGISTERS["CYCLES"] + 4 * len(COUNTERS), 4))

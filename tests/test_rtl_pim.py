@@ -7,55 +7,15 @@ column multiplexing), one write per bank row, and the exact cycle cost."""
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Module
-from amaranth.lib import memory, wiring
-from amaranth.lib.wiring import Out
 
-from rtl_models import read_rows, run_sim
+from rtl_models import FirstLayerHarness as Harness, read_rows, run_sim
 from spikeforge.golden.network import Layer, conv_output_size
 from spikeforge.golden.synapse import weighted_current
-from spikeforge.rtl.interfaces import row_layout
 from spikeforge.rtl.pim_first_layer import PIMFirstLayer, pim_chunks, pim_run_cycles
 from spikeforge.rtl.reference_mac import ReferenceMAC
 
 PARAMS = {"weight_bits": 6, "psum_bits": 24, "addr_bits": 7, "pixel_addr_bits": 8,
           "weight_addr_bits": 9, "coord_bits": 4, "channel_bits": 5}
-
-
-class Harness(wiring.Component):
-    """A first-layer block on an image memory, a weight memory and a bank (``MemoryData``, so
-    the test can preload and peek them), exposing the bank's write enable and address."""
-
-    def __init__(self, block, *, pixels, weights, bank_depth):
-        self.block = block
-        self.image = memory.MemoryData(shape=block.input_bits, depth=len(pixels), init=pixels)
-        self.weight_rows = memory.MemoryData(shape=row_layout(block.weight_bits, block.lanes),
-                                             depth=len(weights), init=weights)
-        self.bank = memory.MemoryData(shape=row_layout(block.psum_bits, block.lanes),
-                                      depth=bank_depth, init=[])
-        members = block.signature.members
-        super().__init__({name: members[name] for name in
-                          ("geometry", "in_channels", "bias", "start", "busy", "done")}
-                         | {"w_en": Out(1), "w_addr": Out(block.addr_bits)})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.block = block = self.block
-        for name in ("geometry", "in_channels", "bias", "start"):
-            m.d.comb += getattr(block, name).eq(getattr(self, name))
-        m.d.comb += [self.busy.eq(block.busy), self.done.eq(block.done),
-                     self.w_en.eq(block.bank.w_en), self.w_addr.eq(block.bank.w_addr)]
-        for name, data, client in (("image", self.image, block.pixels),
-                                   ("weight_memory", self.weight_rows, block.weights)):
-            m.submodules[name] = mem = memory.Memory(data=data)
-            port = mem.read_port()
-            m.d.comb += [port.addr.eq(client.addr), port.en.eq(client.en),
-                         client.data.eq(port.data)]
-        m.submodules.bank = bank = memory.Memory(data=self.bank)
-        write = bank.write_port()
-        m.d.comb += [write.addr.eq(block.bank.w_addr), write.en.eq(block.bank.w_en),
-                     write.data.eq(block.bank.w_data)]
-        return m
 
 
 def geometry_of(case, weight_base):

@@ -7,55 +7,14 @@ import dataclasses
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Module
-from amaranth.lib import memory, wiring
-from amaranth.lib.wiring import Out
 
-from rtl_models import read_rows, run_sim, vcd_file
+from rtl_models import FirstLayerHarness, read_rows, run_sim, vcd_file
 from spikeforge.golden.network import Layer, conv_output_size
 from spikeforge.golden.synapse import weighted_current
-from spikeforge.rtl.interfaces import row_layout
 from spikeforge.rtl.reference_mac import OVERHEAD, ReferenceMAC, run_cycles
 
 PARAMS = {"input_bits": 8, "weight_bits": 6, "psum_bits": 20, "addr_bits": 7,
           "pixel_addr_bits": 8, "weight_addr_bits": 8, "coord_bits": 4, "channel_bits": 5}
-
-
-class MACHarness(wiring.Component):
-    """A ReferenceMAC on an image memory, a weight memory and a bank (``MemoryData``, so the
-    test can preload and peek them), exposing the bank's write enable and address."""
-
-    def __init__(self, *, lanes, pixels, weights, bank_depth, **params):
-        self.mac = ReferenceMAC(lanes=lanes, **params)
-        mac = self.mac
-        self.image = memory.MemoryData(shape=mac.input_bits, depth=len(pixels), init=pixels)
-        self.weight_rows = memory.MemoryData(shape=row_layout(mac.weight_bits, lanes),
-                                             depth=len(weights), init=weights)
-        self.bank = memory.MemoryData(shape=row_layout(mac.psum_bits, lanes), depth=bank_depth,
-                                      init=[])
-        members = mac.signature.members
-        super().__init__({name: members[name] for name in
-                          ("geometry", "in_channels", "bias", "start", "busy", "done")}
-                         | {"w_en": Out(1), "w_addr": Out(mac.addr_bits)})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.mac = mac = self.mac
-        for name in ("geometry", "in_channels", "bias", "start"):
-            m.d.comb += getattr(mac, name).eq(getattr(self, name))
-        m.d.comb += [self.busy.eq(mac.busy), self.done.eq(mac.done),
-                     self.w_en.eq(mac.bank.w_en), self.w_addr.eq(mac.bank.w_addr)]
-        for name, data, client in (("image", self.image, mac.pixels),
-                                   ("weight_memory", self.weight_rows, mac.weights)):
-            m.submodules[name] = mem = memory.Memory(data=data)
-            port = mem.read_port()
-            m.d.comb += [port.addr.eq(client.addr), port.en.eq(client.en),
-                         client.data.eq(port.data)]
-        m.submodules.bank = bank = memory.Memory(data=self.bank)
-        write = bank.write_port()
-        m.d.comb += [write.addr.eq(mac.bank.w_addr), write.en.eq(mac.bank.w_en),
-                     write.data.eq(mac.bank.w_data)]
-        return m
 
 
 def conv_geometry(layer, weight_base):
@@ -92,8 +51,8 @@ def run_mac(lanes, image, layer, geometry_of, in_channels, *, garbage=0, tmp_pat
     bias = np.zeros(groups * lanes, dtype=np.int64)
     bias[:out_channels] = layer.bias
     pixels = [int(v) for v in image.reshape(-1)]
-    dut = MACHarness(lanes=lanes, pixels=pixels, weights=rows, bank_depth=positions + 2,
-                     **PARAMS)
+    dut = FirstLayerHarness(ReferenceMAC(lanes=lanes, **PARAMS), pixels=pixels, weights=rows,
+                            bank_depth=positions + 2)
     result = {"currents": np.zeros((groups * lanes, positions), dtype=np.int64), "cycles": [],
               "writes": []}
 
@@ -253,8 +212,8 @@ def test_sim_back_to_back_runs_and_busy():
     layer = conv_layer(np.random.default_rng(5), (1, 4, 4), 4, (3, 3), (1, 1), (1, 1))
     image = np.random.default_rng(6).integers(0, 256, (1, 4, 4))
     rows, _ = weight_memory_rows(layer.weight, 4)
-    dut = MACHarness(lanes=4, pixels=[int(v) for v in image.reshape(-1)], weights=rows,
-                     bank_depth=16, **PARAMS)
+    dut = FirstLayerHarness(ReferenceMAC(lanes=4, **PARAMS),
+                            pixels=[int(v) for v in image.reshape(-1)], weights=rows, bank_depth=16)
     cost = run_cycles(conv_geometry(layer, 0), 1)
     trace = []
 

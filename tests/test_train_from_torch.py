@@ -249,6 +249,22 @@ def test_from_torch_bad_labels(tmp_path):
                    out=tmp_path / "b.sfb", log=lambda line: None)
 
 
+@pytest.mark.parametrize("keyword, value, message", [
+    ("timesteps", 0, "timesteps must be a positive integer, not 0"),
+    ("weight_bits", 9, "weight_bits must be an integer in 2..8, not 9"),
+    ("weight_bits", 1, "weight_bits must be an integer in 2..8, not 1"),
+    ("epochs", 0, "epochs must be a positive integer, not 0"),
+    ("input_bits", 17, "input_bits must be an integer in 1..16, not 17"),
+    ("raw_range", (1.0, 1.0), "raw_range must be (low, high) with low < high, not (1.0, 1.0)"),
+])
+def test_from_torch_bad_argument_refused(tmp_path, keyword, value, message):
+    with pytest.raises(ValueError) as info:
+        from_torch(_Residual(), np.zeros((20, 1, 8, 8)), np.zeros(20, dtype=int),
+                   out=tmp_path / "b.sfb", log=lambda line: None, **{keyword: value})
+    assert str(info.value) == message
+    assert not (tmp_path / "b.sfb").exists()
+
+
 def _run(argv, capsys):
     status = main([str(a) for a in argv])
     captured = capsys.readouterr()

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from spikeforge import golden
+from spikeforge.golden.manifest import INPUT_BITS, WEIGHT_BITS
 
 from .fit import accuracy, ann_inputs, best_state, snn_accuracy, train_epochs
 from .fxmap import UnmappableModule, map_module
@@ -184,12 +185,14 @@ def from_torch(module, x_train, y_train, *, out, timesteps=8, weight_bits=4, epo
     started = time.perf_counter()
     if not isinstance(timesteps, int) or timesteps < 1:
         raise ValueError(f"timesteps must be a positive integer, not {timesteps!r}")
-    if not isinstance(weight_bits, int) or not 2 <= weight_bits <= 8:
-        raise ValueError(f"weight_bits must be an integer in 2..8, not {weight_bits!r}")
+    if not isinstance(weight_bits, int) or not WEIGHT_BITS[0] <= weight_bits <= WEIGHT_BITS[1]:
+        raise ValueError(f"weight_bits must be an integer in {WEIGHT_BITS[0]}..{WEIGHT_BITS[1]}, "
+                         f"not {weight_bits!r}")
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, not {epochs!r}")
-    if not isinstance(input_bits, int) or not 1 <= input_bits <= 16:
-        raise ValueError(f"input_bits must be an integer in 1..16, not {input_bits!r}")
+    if not isinstance(input_bits, int) or not INPUT_BITS[0] <= input_bits <= INPUT_BITS[1]:
+        raise ValueError(f"input_bits must be an integer in {INPUT_BITS[0]}..{INPUT_BITS[1]}, "
+                         f"not {input_bits!r}")
     low, high = (float(v) for v in raw_range)
     if not high > low:
         raise ValueError(f"raw_range must be (low, high) with low < high, not {raw_range!r}")

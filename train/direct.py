@@ -52,6 +52,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from spikeforge.golden.bundle import FORMAT_NAME, FORMAT_VERSION
+from spikeforge.golden.manifest import WEIGHT_BITS
 
 from .lif import lif
 from .quant import qrelu, ste_round
@@ -103,8 +104,9 @@ class DirectSNN(nn.Module):
                  timesteps, weight_bits=6, bias_bits=24, membrane_bits=16, leak_frac_bits=8,
                  learn_leak=True, v_init="half", gamma=0.3):
         super().__init__()
-        if not 2 <= weight_bits <= 8:
-            raise ValueError(f"weight_bits is {weight_bits}, outside the supported range 2..8")
+        if not WEIGHT_BITS[0] <= weight_bits <= WEIGHT_BITS[1]:
+            raise ValueError(f"weight_bits is {weight_bits}, outside the supported range "
+                             f"{WEIGHT_BITS[0]}..{WEIGHT_BITS[1]}")
         if not 2 <= membrane_bits <= 16 or membrane_bits - 1 + leak_frac_bits > 23:
             raise ValueError(f"membrane_bits {membrane_bits} with leak_frac_bits "
                              f"{leak_frac_bits} would leave float32's exact range")
