@@ -308,3 +308,27 @@ def test_bias_calibration_moves_only_biases_and_reduces_the_excess(tmp_path):
 
     assert excess(calibrated) <= excess(network)
     assert_bit_exact(calibrated, pixels)
+
+
+def test_bias_calibration_carries_the_rounded_away_fraction(tmp_path):
+    # With ``carry``, a pass rounds its wanted correction plus the fraction earlier passes
+    # rounded away, and leaves the new remainder: the same network, calibrated with an empty
+    # carry and with a given one, must move the bias by the rounding of (wanted + given).
+    from spikeforge.train.calibrate import calibrate_biases
+
+    _, network, pixels, _ = _quantized_residual(tmp_path)
+    before = network.layer("a").bias.astype(np.int64)
+    plain, _ = calibrate_biases(network, pixels)
+    empty = {}
+    first, _ = calibrate_biases(network, pixels, carry=empty)
+    moved = first.layer("a").bias.astype(np.int64) - before
+    np.testing.assert_array_equal(moved, plain.layer("a").bias.astype(np.int64) - before)
+    assert set(empty) == {"res"} and np.all(np.abs(empty["res"]) <= 0.5)
+    wanted = moved + empty["res"]
+    given = np.random.default_rng(5).uniform(-1.5, 1.5, size=wanted.shape)
+    carry = {"res": given.copy()}
+    second, _ = calibrate_biases(network, pixels, carry=carry)
+    moved = second.layer("a").bias.astype(np.int64) - before
+    np.testing.assert_array_equal(moved, np.floor(wanted + given + 0.5))
+    np.testing.assert_allclose(carry["res"], wanted + given - moved)
+    assert np.any(moved != plain.layer("a").bias.astype(np.int64) - before)

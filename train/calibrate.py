@@ -104,7 +104,7 @@ def _snn_counts(network, name, x, batch_size):
     return np.concatenate(counts).astype(np.float64)
 
 
-def calibrate_biases(network, x, *, batch_size=100, log=None, reference=None):
+def calibrate_biases(network, x, *, batch_size=100, log=None, reference=None, carry=None):
     """Correct the integer biases of ``network`` so its spike counts match the ideal ones.
 
     Parameters
@@ -120,6 +120,10 @@ def calibrate_biases(network, x, *, batch_size=100, log=None, reference=None):
         The network whose rate-ideal counts are the target (default ``network``): the
         uncorrected conversion when ``network`` is an already corrected one (a second pass;
         the ideal counts of a corrected network include its corrections).
+    carry : dict, optional
+        Layer name -> the fraction of a bias step each channel's last correction rounded
+        away; added to this pass's correction before it is rounded, and updated in place, so
+        that corrections smaller than half a step add up over passes instead of vanishing.
 
     Returns
     -------
@@ -147,7 +151,12 @@ def calibrate_biases(network, x, *, batch_size=100, log=None, reference=None):
         excess = _snn_counts(current, layer.name, x, batch_size) - ideal[layer.name]
         per_channel = excess.mean(axis=(0, *range(2, excess.ndim)))
         threshold = layer.neuron.threshold
-        delta = np.floor(-per_channel * threshold / network.timesteps + 0.5).astype(np.int64)
+        wanted = -per_channel * threshold / network.timesteps
+        if carry is not None:
+            wanted = wanted + carry.get(layer.name, 0.0)
+        delta = np.floor(wanted + 0.5).astype(np.int64)
+        if carry is not None:
+            carry[layer.name] = wanted - delta
         low, high = -(1 << (target.bias_bits - 1)), (1 << (target.bias_bits - 1)) - 1
         key = f"{target.name}.bias"
         arrays[key] = np.clip(arrays[key].astype(np.int64) + delta, low, high).astype(np.int32)

@@ -56,7 +56,7 @@ from spikeforge.data.datasets import mnist_split
 from .convert import network_parts
 from .fit import accuracy, ann_inputs, best_state, snn_accuracy, train_epochs
 from .qnet import QuantNet
-from .robust import convert_and_calibrate
+from .robust import CALIBRATION_PASSES, convert_and_calibrate
 
 __all__ = ["RECIPE", "MNIST_PRESETS", "INPUT_SPEC", "VALIDATION", "MnistConfig", "MnistRun",
            "vgg_specs", "resnet_specs", "train_mnist"]
@@ -143,7 +143,7 @@ class MnistConfig:
     percentile: float = 99.9
     calibration_images: int = 2048
     snn_calibration_images: int = 500  # training images for the bias calibration; 0: none
-    snn_calibration_passes: int = 3    # calibration passes (spikeforge.train.robust)
+    snn_calibration_passes: int = CALIBRATION_PASSES  # calibration passes (train.robust)
     seed: int = 0
     train_limit: int | None = None  # use only the first N training images (smoke tests)
     eval_limit: int | None = None   # evaluate on only the first N validation / test images
