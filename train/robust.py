@@ -17,8 +17,9 @@ its integer SNN (:func:`spikeforge.train.convert.network_parts`) and then:
    calibration can only help on the user's data, never silently hurt it.
 
 What it records (merged into the bundle's metadata): ``snn_calibration`` (method, samples,
-per-layer report of the kept pass, whether the rounded-away fractions were carried, the validation accuracy of every variant and which was
-kept) and ``snn_accuracy_uncalibrated``.
+passes, whether the rounded-away fractions were carried, per-layer report of the kept pass,
+the validation accuracy of every variant and which was kept) and
+``snn_accuracy_uncalibrated``.
 """
 
 import numpy as np
