@@ -13,6 +13,8 @@ densities range from almost nothing to almost everything.
 
 import numpy as np
 
+from ..golden.manifest import MEMBRANE_BITS
+
 __all__ = ["TEMPLATES", "NAMED_TEMPLATES", "random_network", "random_input"]
 
 #: The network shapes the generator draws from (see the ``_build_*`` functions).
@@ -283,7 +285,7 @@ def _build_residual(b, rng):
     b.head(total, int(rng.integers(2, 4)))
 
 
-def random_network(seed, template=None):
+def random_network(seed, template=None, *, membrane_bits=None):
     """A random valid network as ``(manifest, arrays)``; the same seed gives the same network.
 
     Parameters
@@ -292,10 +294,25 @@ def random_network(seed, template=None):
     template : str, optional
         One of :data:`TEMPLATES` or :data:`NAMED_TEMPLATES`; drawn from :data:`TEMPLATES`
         when omitted.
+    membrane_bits : int, optional
+        The membrane width (within the contract's range, down to the 2- and 3-bit membranes
+        of fully quantized SNNs) instead of the drawn one; thresholds, leaks and initial
+        membranes are then drawn for that width, everything else as the seed draws it.
+
+    Raises
+    ------
+    ValueError
+        ``membrane_bits`` outside the contract's range.
     """
+    low, high = MEMBRANE_BITS
+    if membrane_bits is not None and (type(membrane_bits) is not int
+                                      or not low <= membrane_bits <= high):
+        raise ValueError(f"Membrane width must be an integer from {low} to {high}, "
+                         f"not {membrane_bits!r}")
     rng = np.random.default_rng(seed)
     template = template or str(rng.choice(TEMPLATES))
-    membrane_bits = int(rng.choice(_MEMBRANE_BITS))
+    drawn = int(rng.choice(_MEMBRANE_BITS))  # drawn either way: the seed's later draws stay
+    membrane_bits = drawn if membrane_bits is None else membrane_bits
     input_bits = int(rng.choice(_INPUT_BITS))
     if template == "conv3d":
         shape = (int(rng.integers(1, 3)), *rng.integers(2, 5, size=3).tolist())

@@ -11,7 +11,9 @@ sizes). :func:`suite` declares the matrix of a suite:
 * ``full``: every shipped bundle x 8, 16 and 64 PEs x two width sets (the design of
   :func:`~spikeforge.rtl.sizing.design_for`, i.e. the board design where the bundle fits
   it, and a :func:`~spikeforge.rtl.sizing.fitted` design with 32-bit membranes and 48-bit
-  partial sums), and twelve random networks on 4- and 8-PE designs.
+  partial sums), twelve random networks on 4- and 8-PE designs, and the narrow-membrane
+  random networks of :data:`NARROW_MEMBRANE_BITS` on designs whose membrane memories are
+  just as narrow.
 
 :func:`bundle_cases` adds a user's own bundle to either (``spikeforge regress --bundle``): one
 case per PE count on the design every command builds for it, on seeded random images or on
@@ -39,8 +41,8 @@ from ..rtl.program import build_program
 from ..rtl.sizing import (DEFAULT_BOARD, MemorySizes, design_for, fitted, for_board,
                           sizes_for)
 
-__all__ = ["SUITES", "Case", "CaseResult", "suite", "shipped_bundles", "bundle_cases",
-           "run_case", "run_suite"]
+__all__ = ["SUITES", "NARROW_MEMBRANE_BITS", "Case", "CaseResult", "suite", "shipped_bundles",
+           "bundle_cases", "run_case", "run_suite"]
 
 SUITES = ("quick", "full")
 #: The shipped bundles the quick suite runs on the board design (64 PEs), with their image
@@ -53,6 +55,12 @@ _WIDTHS = {"w16": {}, "w32": {"membrane_bits": 32, "psum_bits": 48}}
 _RANDOM_DESIGN = {"membrane_bits": 32, "psum_bits": 48, "leak_multiplier": True,
                   "max_positions": 64, "weight_depth": 512, "spike_memory_bits": 8192,
                   "max_in_channels": 64, "max_out_channels": 64, "max_feature_size": 16}
+#: The full suite's narrow-membrane cases: random networks whose membranes are this many bits
+#: wide on the random design with membrane memories just as narrow (fully quantized SNNs keep
+#: 3- and 4-bit membranes; saturation and the threshold's full range happen all the time), in
+#: these shapes (a residual add and a 3D kernel over few membrane levels included).
+NARROW_MEMBRANE_BITS = (3, 4)
+_NARROW_TEMPLATES = ("conv2d", "linear", "residual", "conv3d", "pooled")
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,9 @@ class Case:
         Tests only: run a design with this fault (it must fail).
     samples : numpy.ndarray or None
         The integer images to run instead of seeded random ones (``images`` of them).
+    membrane_bits : int or None
+        The random network's membrane width instead of the one its seed draws (the
+        narrow-membrane cases, on a design whose membrane memory is that wide).
     """
 
     name: str
@@ -85,11 +96,13 @@ class Case:
     images: int = 2
     fault: object = None
     samples: object = field(default=None, compare=False)
+    membrane_bits: int | None = None
 
     def network(self):
         if self.bundle is not None:
             return read_bundle(self.bundle)
-        return network_from_parts(*random_network(self.seed, self.template))
+        return network_from_parts(*random_network(self.seed, self.template,
+                                                  membrane_bits=self.membrane_bits))
 
     def inputs(self, network):
         """The case's images: ``samples``, or seeded random integer images."""
@@ -137,20 +150,26 @@ def shipped_bundles():
     return sorted(folder.glob("*.sfb"))
 
 
-def _random_cases(pes, count, images, skipped):
-    config = AcceleratorConfig(pes=pes, **_RANDOM_DESIGN)
+def _random_cases(pes, count, images, skipped, membrane_bits=None):
+    """``count`` random networks on a ``pes``-PE design; with ``membrane_bits``, networks and
+    the design's membrane memory both that wide (the names end in ``-m<bits>``)."""
+    narrow = {} if membrane_bits is None else {"membrane_bits": membrane_bits}
+    config = AcceleratorConfig(pes=pes, **{**_RANDOM_DESIGN, **narrow})
+    templates = ("conv2d", "linear") if membrane_bits is None else _NARROW_TEMPLATES
+    suffix = "" if membrane_bits is None else f"-m{membrane_bits}"
     cases, seed = [], 0
     while len(cases) < count and seed < 20 * count:
-        template = ("conv2d", "linear")[seed % 2]
-        network = network_from_parts(*random_network(seed, template))
-        name = f"random{seed}-{template}-pes{pes}"
+        template = templates[seed % len(templates)]
+        network = network_from_parts(*random_network(seed, template, **narrow))
+        name = f"random{seed}-{template}-pes{pes}{suffix}"
         try:
             sizes = sizes_for(network, config)
             build_program(network, config, sizes)  # raises when the draw does not fit
         except ValueError as error:  # a draw the RTL does not run (ProgramError)
             skipped.append((name, str(error)))
         else:
-            cases.append(Case(name, None, seed, template, config, sizes, images))
+            cases.append(Case(name, None, seed, template, config, sizes, images,
+                              membrane_bits=membrane_bits))
         seed += 1
     return cases
 
@@ -169,9 +188,11 @@ def suite(name):
     if name == "quick":
         plan, pes_counts, widths, images = {"digits_snn"}, (8,), ("w16",), 3
         random = [(4, 4, 2)]
+        narrow = []
     else:
         plan, pes_counts, widths, images = None, (8, 16, 64), tuple(_WIDTHS), 2
         random = [(4, 8, 3), (8, 4, 3)]
+        narrow = [(4, 5, 2, bits) for bits in NARROW_MEMBRANE_BITS]
     cases = []
     for path in shipped_bundles():
         if plan is not None and path.stem not in plan:
@@ -191,6 +212,8 @@ def suite(name):
                 cases.append(Case(case_name, str(path), 0, None, config, sizes, images))
     for pes, count, count_images in random:
         cases.extend(_random_cases(pes, count, count_images, skipped))
+    for pes, count, count_images, bits in narrow:
+        cases.extend(_random_cases(pes, count, count_images, skipped, membrane_bits=bits))
     if name == "quick":
         board = for_board(DEFAULT_BOARD)
         for stem, count_images in QUICK_ON_BOARD:

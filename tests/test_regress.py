@@ -9,13 +9,15 @@ from dataclasses import replace
 from xml.etree import ElementTree
 
 import dask
+import numpy as np
 import pytest
 
 from spikeforge.rtl.host_port import MembraneFault
 from spikeforge.rtl.sizing import BOARD_DESIGNS, Design
 from spikeforge.sim import regress as regress_module
 from spikeforge.sim.harness import Harness, Mismatch
-from spikeforge.sim.regress import run_case, shipped_bundles, suite
+from spikeforge.sim.random_networks import random_network
+from spikeforge.sim.regress import NARROW_MEMBRANE_BITS, run_case, shipped_bundles, suite
 from spikeforge.tools import regress as tools_regress
 from spikeforge.tools.cli import main
 from spikeforge.tools.regress import regress_lines, write_junit
@@ -43,8 +45,13 @@ def test_quick_matrix(quick):
     assert {Design(case.config, case.sizes) for case in board} == {BOARD_DESIGNS["pynq-z2"]}
 
 
-def test_full_matrix():
-    cases, skipped = suite("full")
+@pytest.fixture(scope="module")
+def full():
+    return suite("full")
+
+
+def test_full_matrix(full):
+    cases, skipped = full
     names = {case.name for case in cases} | {name for name, _ in skipped}
     for path in shipped_bundles():  # every shipped bundle is run or said to be left out
         for pes in (8, 16, 64):
@@ -52,7 +59,54 @@ def test_full_matrix():
                 assert f"{path.stem}-pes{pes}-{width}" in names
     assert all("does not fit" in reason or "cannot run" in reason for _, reason in skipped)
     assert {case.config.membrane_bits for case in cases if case.name.endswith("w32")} == {32}
-    assert sum(1 for case in cases if case.bundle is None) == 12
+    assert sum(1 for case in cases if case.bundle is None and case.membrane_bits is None) == 12
+
+
+@pytest.mark.parametrize("bits", NARROW_MEMBRANE_BITS)
+def test_narrow_membrane_cases(full, bits):
+    # Networks with `bits`-bit membranes on a design whose membrane memory is `bits` wide:
+    # bit-exact on the Amaranth harness, saturating at both ends of the range (so the
+    # narrow rows hold the extreme values), and a flipped top bit of one write is caught.
+    cases = [case for case in full[0] if case.membrane_bits == bits]
+    assert [case.template for case in cases] == ["conv2d", "linear", "residual", "conv3d",
+                                                 "pooled"]
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    reached = set()
+    for case in cases:
+        network = case.network()
+        assert network.membrane_bits == case.config.membrane_bits == bits
+        assert case.name.endswith(f"-pes4-m{bits}")
+        result = run_case(case, "amaranth")
+        assert result.passed, result.failures
+        golden = Harness(network, case.config, sizes=case.sizes).expected(
+            case.inputs(network))
+        for trace in golden.traces.values():
+            if trace.membrane is not None:
+                values = np.asarray(trace.membrane)
+                assert low <= values.min() and values.max() <= high
+                reached |= {value for value in (low, high) if np.any(values == value)}
+    assert reached == {low, high}
+
+    case = cases[0]
+    network = case.network()
+    harness = Harness(network, case.config, sizes=case.sizes)
+    images = case.inputs(network)[:1]
+    writes = harness.run(images, record_writes=True)[0].membrane_writes
+    _, _, step, group, position = writes[len(writes) // 2]
+    index = [plan.name for plan in harness.program.layers].index(writes[len(writes) // 2][1])
+    fault = MembraneFault(layer=index, timestep=step, channel=group * case.config.pes,
+                          position=position, bit=bits - 1)
+    with pytest.raises(Mismatch):
+        Harness(network, case.config, sizes=case.sizes, fault=fault).run(images)
+
+
+def test_random_network_membrane_width_refused():
+    for bad in (1, 33, 4.0, "4"):
+        with pytest.raises(ValueError) as info:
+            random_network(0, "conv2d", membrane_bits=bad)
+        assert str(info.value) == f"Membrane width must be an integer from 2 to 32, not {bad!r}"
+    manifest, _ = random_network(0, "conv2d", membrane_bits=2)
+    assert manifest["membrane_bits"] == 2
 
 
 def test_suite_unknown():

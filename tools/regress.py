@@ -118,11 +118,13 @@ def write_junit(path, summary):
 
 HELP = "regression suite: the Verilog (or Amaranth) RTL vs the golden model"
 DESCRIPTION = ("Run the declared regression matrix (shipped bundles x PE counts x widths, and "
-               "seeded random networks, on seeded random images) on Dask: every membrane write "
-               "and spike is checked against the golden model, and every image's cycle count "
-               "against the cycle model. Prints a results table (or --json), writes a JUnit XML "
-               "file, shows progress on stderr, and exits with status 1 if any case fails. A "
-               "failing image's waveform is written under --waves.")
+               "seeded random networks, the full suite's also with 3- and 4-bit membranes on "
+               "equally narrow membrane memories, on seeded random images) on Dask: every "
+               "membrane write and spike is checked against the golden model, and every "
+               "image's cycle count against the cycle model. Prints a results table (or "
+               "--json), writes a JUnit XML file, shows progress on stderr, and exits with "
+               "status 1 if any case fails. A failing image's waveform is written under "
+               "--waves.")
 
 
 def add_arguments(parser):
