@@ -120,9 +120,10 @@ BOARD_DESIGNS = {
 DEFAULT_BOARD = "pynq-z2"
 
 
-def for_board(board, *, pes=None, first_layer=None):
-    """The design of ``board`` (a key of :data:`BOARD_DESIGNS`), with ``pes`` PEs and the
-    ``first_layer`` block where given.
+def for_board(board, *, pes=None, first_layer=None, membrane_bits=None):
+    """The design of ``board`` (a key of :data:`BOARD_DESIGNS`), with ``pes`` PEs, the
+    ``first_layer`` block and ``membrane_bits``-wide membrane memories where given (narrow
+    membranes save LUTs and BRAM, for networks whose membranes are at most that wide).
 
     Raises
     ------
@@ -132,7 +133,8 @@ def for_board(board, *, pes=None, first_layer=None):
     if board not in BOARD_DESIGNS:
         raise ValueError(f"unknown board {board!r}; known boards: {', '.join(BOARD_DESIGNS)}")
     design = BOARD_DESIGNS[board]
-    changes = {key: value for key, value in (("pes", pes), ("first_layer", first_layer))
+    changes = {key: value for key, value in (("pes", pes), ("first_layer", first_layer),
+                                             ("membrane_bits", membrane_bits))
                if value is not None}
     return replace(design, config=replace(design.config, **changes)) if changes else design
 
@@ -200,20 +202,28 @@ def fitted(network, *, pes=64, first_layer="mac", **fixed):
     return Design(config, sizes_for(network, config))
 
 
-def design_for(network, *, pes=64, first_layer="mac", board=DEFAULT_BOARD):
-    """The design every command builds for ``network``: ``board``'s design (with ``pes`` PEs
-    and the ``first_layer`` block) when the network fits it, else :func:`fitted`.
+def design_for(network, *, pes=64, first_layer="mac", board=DEFAULT_BOARD,
+               membrane_bits=None):
+    """The design every command builds for ``network``: ``board``'s design (with ``pes`` PEs,
+    the ``first_layer`` block and ``membrane_bits``-wide membranes where given) when the
+    network fits it, else :func:`fitted`.
 
-    ``board=None`` always fits. Raises as :func:`fitted`.
+    ``board=None`` always fits. Raises as :func:`fitted`, and ``ValueError`` when the
+    network's membranes are wider than ``membrane_bits``.
     """
+    if membrane_bits is not None and network.membrane_bits > membrane_bits:
+        raise ValueError(f"network {network.name!r} has {network.membrane_bits}-bit "
+                         f"membranes, wider than the {membrane_bits}-bit membrane memories "
+                         f"asked for")
+    narrow = {} if membrane_bits is None else {"membrane_bits": membrane_bits}
     if board is not None:
-        design = for_board(board, pes=pes, first_layer=first_layer)
+        design = for_board(board, pes=pes, first_layer=first_layer, **narrow)
         if design.config.fits(network):
             need = sizes_for(network, design.config, _NOTHING)
             if all(getattr(need, f.name) <= getattr(design.sizes, f.name)
                    for f in fields(MemorySizes)):
                 return design
-    return fitted(network, pes=pes, first_layer=first_layer)
+    return fitted(network, pes=pes, first_layer=first_layer, **narrow)
 
 
 _NOTHING = MemorySizes(bias_depth=1, max_layers=1, pixel_depth=1, pixel_bits=1)

@@ -14,6 +14,7 @@ densities range from almost nothing to almost everything.
 import numpy as np
 
 from ..golden.manifest import MEMBRANE_BITS
+from ..rtl.checks import check_int
 
 __all__ = ["TEMPLATES", "NAMED_TEMPLATES", "random_network", "random_input"]
 
@@ -301,14 +302,11 @@ def random_network(seed, template=None, *, membrane_bits=None):
 
     Raises
     ------
-    ValueError
-        ``membrane_bits`` outside the contract's range.
+    TypeError
+        ``membrane_bits`` is not an integer in the contract's range (``rtl.checks``).
     """
-    low, high = MEMBRANE_BITS
-    if membrane_bits is not None and (type(membrane_bits) is not int
-                                      or not low <= membrane_bits <= high):
-        raise ValueError(f"Membrane width must be an integer from {low} to {high}, "
-                         f"not {membrane_bits!r}")
+    if membrane_bits is not None:
+        check_int(membrane_bits, "Membrane width", *MEMBRANE_BITS)
     rng = np.random.default_rng(seed)
     template = template or str(rng.choice(TEMPLATES))
     drawn = int(rng.choice(_MEMBRANE_BITS))  # drawn either way: the seed's later draws stay

@@ -103,6 +103,25 @@ def test_pes_beyond_the_design_names_the_parameter_and_the_limit(capsys, place, 
             "1..1024, not 100000")
 
 
+# --------------------------------------------------------------------------- --membrane-bits
+
+@pytest.mark.parametrize("command", ["simulate", "synth", "build"])
+def test_membrane_width_outside_the_contract_is_refused(capsys, place, command):
+    out = ["--out", place / "out"] if command == "build" else []
+    refused(capsys, place, [command, "--membrane-bits", 33, *out],
+            "--membrane-bits 33 makes no valid design: Membrane width must be an integer in "
+            "2..32, not 33")
+
+
+def test_membrane_memories_narrower_than_the_bundle_are_refused(capsys, place):
+    # The shipped digits model has 16-bit membranes: 4-bit memories cannot hold them.
+    refused(capsys, place, ["simulate", "--membrane-bits", 4],
+            "the bundle 'digits_snn' has 16-bit membranes, wider than --membrane-bits 4")
+    refused(capsys, place, ["build", "--membrane-bits", 4, "--out", place / "out"],
+            "the bundle 'digits_snn' does not fit the 64-PE design: the network 'digits_snn' "
+            "needs 16-bit membranes, the config has 4 (12 bits over)")
+
+
 # --------------------------------------------------------------------------- generate
 
 def _huge_input_bundle(path, side=256):

@@ -4,9 +4,13 @@
 
 import json
 
+import numpy as np
 import pytest
 
+from spikeforge.golden import write_bundle
+from spikeforge.rtl.sizing import for_board
 from spikeforge.sim import harness as harness_module
+from spikeforge.sim.random_networks import random_network
 from spikeforge.tools.cli import main
 
 
@@ -26,6 +30,24 @@ def test_simulate_json(capsys):
     assert all(c > 1000 for c in summary["cycles"])
     assert [r["prediction"] for r in summary["results"]] == \
         [r["golden_prediction"] for r in summary["results"]]
+
+
+def test_simulate_on_narrow_membrane_memories(tmp_path, capsys):
+    # A network with 4-bit membranes on the board design with 4-bit membrane memories: the
+    # design is the board's but for that width, and the RTL agrees with the golden model.
+    manifest, arrays = random_network(1, "pooled", membrane_bits=4)
+    write_bundle(tmp_path / "narrow.sfb", manifest, arrays)
+    raw = np.random.default_rng(0).uniform(0.0, 1.0, (2, *manifest["input"]["shape"]))
+    np.save(tmp_path / "x.npy", raw)
+    status, out, err = _run(["simulate", tmp_path / "narrow.sfb", "--inputs", tmp_path / "x.npy",
+                             "--images", "2", "--pes", "4", "--membrane-bits", "4", "--json"],
+                            capsys)
+    assert status == 0, err
+    summary = json.loads(out)
+    board = for_board("pynq-z2", pes=4).config.to_json()
+    assert summary["design"]["config"] == {**board, "membrane_bits": 4}
+    assert (summary["images"], summary["mismatches"], summary["failed"]) == (2, 0, 0)
+    assert summary["cycles"] == summary["predicted_cycles"]
 
 
 def test_simulate_text(capsys):
@@ -73,7 +95,7 @@ def test_simulate_network_that_does_not_fit_exits_2(capsys, monkeypatch):
     from spikeforge.rtl.config import AcceleratorConfig
     from spikeforge.tools import simulate as simulate_module
     from spikeforge.rtl.sizing import Design, MemorySizes
-    monkeypatch.setattr(simulate_module, "design_for", lambda network, pes, first_layer: (
+    monkeypatch.setattr(simulate_module, "design_for", lambda network, pes, **_: (
         Design(AcceleratorConfig(pes=pes, max_out_channels=4), MemorySizes())))
     status, _, err = _run(["simulate", "--pes", "4"], capsys)
     assert status == 2 and "does not fit the accelerator" in err and "conv1" in err

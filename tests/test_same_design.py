@@ -105,3 +105,16 @@ def test_every_shipped_bundle_runs_on_the_board_design():
         network = read_bundle(path)
         assert BOARD_DESIGNS["pynq-z2"].config.fits(network), path.stem
         assert design_for(network) == BOARD_DESIGNS["pynq-z2"], path.stem
+
+
+def test_narrow_membrane_memories_are_the_board_design_but_for_their_width():
+    # --membrane-bits asks for the board design with other membrane memories; a network with
+    # wider membranes than asked is refused rather than given a silently wider design.
+    network = read_bundle(default_bundle_path())  # 16-bit membranes
+    board = BOARD_DESIGNS["pynq-z2"]
+    wide = design_for(network, membrane_bits=24)
+    assert wide.sizes == board.sizes and wide.config.membrane_bits == 24
+    assert wide.config.to_json() == {**board.config.to_json(), "membrane_bits": 24}
+    with pytest.raises(ValueError, match=r"^network 'digits_snn' has 16-bit membranes, wider "
+                                         r"than the 4-bit membrane memories asked for$"):
+        design_for(network, membrane_bits=4)

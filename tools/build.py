@@ -31,8 +31,8 @@ from ..boards.program_image import program_image
 from ..boards.standalone_board import StandaloneBoard
 from ..data.datasets import default_data_dir
 from .options import (
-    CLIError, add_data_dir, add_json, add_out_folder, check_output_folder, data_dir,
-    load_bundle, log, positive_int, printed, with_pes,
+    CLIError, add_data_dir, add_json, add_membrane_bits, add_out_folder, check_output_folder,
+    data_dir, load_bundle, log, positive_int, printed, with_membrane_bits, with_pes,
 )
 
 __all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "TOPS", "add_design_arguments",
@@ -189,7 +189,8 @@ def add_design_arguments(parser, bundle_help):
                              "512 positions on the pynq-z2)")
     parser.add_argument("--config", type=Path, metavar="JSON",
                         help="an accelerator config (AcceleratorConfig.to_json) instead of "
-                             "the board's; --pes still overrides its PEs")
+                             "the board's; --pes and --membrane-bits still override it")
+    add_membrane_bits(parser)
     parser.add_argument("--bundle", metavar="BUNDLE", help=bundle_help)
     add_data_dir(parser, "the standalone top's test images of MNIST and hyperspectral bundles")
 
@@ -218,7 +219,8 @@ def requested_design(args, need_network):
             raise CLIError(json_error(args.config, error)) from None
         except (ValueError, TypeError) as error:
             raise CLIError(f"the config {args.config} is not valid: {error}") from None
-    design = replace(design, config=with_pes(config, args.pes))
+    config = with_membrane_bits(with_pes(config, args.pes), args.membrane_bits)
+    design = replace(design, config=config)
     network = path = images = None
     if need_network or args.bundle is not None:
         network, path = load_bundle(args.bundle)

@@ -24,9 +24,10 @@ from ..data.evaluate import DATASETS, ShapeMismatch, default_bundle_path, load_t
 __all__ = ["CLIError", "Parser", "Output", "USER_ERRORS", "EXIT_USAGE", "positive_int",
            "non_negative_int", "in_range", "weight_bits", "fraction", "comma_list",
            "add_bundle", "add_json", "add_out_folder", "add_data_dir", "add_dataset",
-           "add_inputs", "add_images", "add_pes", "add_simulator", "add_averaged_design",
-           "load_bundle", "data_dir", "training_data_dir", "check_writable", "check_bundle_out",
-           "check_output_folder", "with_pes", "check_pes", "samples_for", "dataset_name",
+           "add_inputs", "add_images", "add_pes", "add_membrane_bits", "add_simulator",
+           "add_averaged_design", "load_bundle", "data_dir", "training_data_dir",
+           "check_writable", "check_bundle_out", "check_output_folder", "with_pes",
+           "with_membrane_bits", "check_membrane_bits", "check_pes", "samples_for", "dataset_name",
            "first_test_images", "printed", "one_line", "log"]
 
 #: Exit status of a usage error (a bad option, a missing or invalid input file).
@@ -164,6 +165,13 @@ def add_pes(parser, default=64, what="processing elements of the design"):
                         help=f"{what} (default {default})")
 
 
+def add_membrane_bits(parser):
+    parser.add_argument("--membrane-bits", type=positive_int, metavar="B",
+                        help="membrane memory width of the design (default: the board's, 16 "
+                             "bits): narrower saves LUTs and BRAM (README, PYNQ-Z2 resources) and "
+                             "runs only networks whose membranes are at most B bits wide")
+
+
 def add_simulator(parser, default):
     from spikeforge.sim.cosim import RTL_SIMULATORS
 
@@ -256,12 +264,34 @@ def check_output_folder(path):
 def with_pes(config, pes):
     """``config`` with ``pes`` PEs (unchanged for ``None``); a PE count no design can have
     (``AcceleratorConfig``'s checks name the limit) is a usage error."""
-    if pes is None:
+    return _with_option(config, "--pes", pes=pes)
+
+
+def with_membrane_bits(config, membrane_bits):
+    """``config`` with ``membrane_bits``-wide membrane memories (unchanged for ``None``); a
+    width outside the contract's range is a usage error."""
+    return _with_option(config, "--membrane-bits", membrane_bits=membrane_bits)
+
+
+def _with_option(config, option, **change):
+    (value,) = change.values()
+    if value is None:
         return config
     try:
-        return replace(config, pes=pes)
+        return replace(config, **change)
     except (TypeError, ValueError) as error:
-        raise CLIError(f"--pes {pes} makes no valid design: {one_line(error)}") from None
+        raise CLIError(f"{option} {value} makes no valid design: {one_line(error)}") from None
+
+
+def check_membrane_bits(membrane_bits, network):
+    """Refuse ``--membrane-bits`` outside the contract's range or narrower than ``network``'s
+    membranes, before any work."""
+    from spikeforge.rtl.sizing import DEFAULT_BOARD, for_board
+
+    with_membrane_bits(for_board(DEFAULT_BOARD).config, membrane_bits)
+    if membrane_bits is not None and network.membrane_bits > membrane_bits:
+        raise CLIError(f"the bundle {network.name!r} has {network.membrane_bits}-bit "
+                       f"membranes, wider than --membrane-bits {membrane_bits}")
 
 
 def check_pes(pes):

@@ -24,8 +24,9 @@ from ..rtl.config import FIRST_LAYER_BLOCKS
 from ..rtl.sizing import design_for
 from ..sim.harness import Harness
 from .options import (
-    CLIError, add_bundle, add_data_dir, add_dataset, add_images, add_inputs, add_json, add_pes,
-    add_simulator, check_pes, load_bundle, printed, samples_for,
+    CLIError, add_bundle, add_data_dir, add_dataset, add_images, add_inputs, add_json,
+    add_membrane_bits, add_pes, add_simulator, check_membrane_bits, check_pes, load_bundle,
+    printed, samples_for,
 )
 from .progress import Bar, wanted
 
@@ -64,7 +65,7 @@ def _cosim_rows(simulator, network, config, sizes, images, vcd_dir):
 
 
 def simulate(network, raw, labels, *, pes=64, first_layer="mac", simulator="amaranth",
-             vcd_dir=None, bundle=None, dataset=None, progress=False):
+             vcd_dir=None, bundle=None, dataset=None, progress=False, membrane_bits=None):
     """Run the first ``len(raw)`` raw test samples; return the summary dict.
 
     ``labels`` may be ``None`` (unlabelled ``--inputs``): then each row's ``label`` and the
@@ -72,17 +73,19 @@ def simulate(network, raw, labels, *, pes=64, first_layer="mac", simulator="amar
 
     ``progress`` writes one line per finished image to stderr (Amaranth simulator); a
     callable instead hears each finished image's ``sim.harness.ImageResult``.
+    ``membrane_bits`` narrows (or widens) the design's membrane memories.
 
     Raises
     ------
     TypeError, ValueError
         ``pes`` or ``first_layer`` is not a valid config value (from ``AcceleratorConfig``).
     ValueError
-        The network fits no design (``rtl.sizing.fitted``).
+        The network fits no design (``rtl.sizing.fitted``), or its membranes are wider than
+        ``membrane_bits``.
     sim.cosim.CosimError
         The Verilog simulator is missing or failed.
     """
-    design = design_for(network, pes=pes, first_layer=first_layer)
+    design = design_for(network, pes=pes, first_layer=first_layer, membrane_bits=membrane_bits)
     config, sizes = design.config, design.sizes
     images = quantize_input(raw, network.input)
     began = time.perf_counter()
@@ -181,6 +184,7 @@ def add_arguments(parser):
     add_inputs(parser)
     add_images(parser, 1, "simulate the first N test images")
     add_pes(parser)
+    add_membrane_bits(parser)
     parser.add_argument("--first-layer", choices=FIRST_LAYER_BLOCKS, default="mac",
                         help="first-layer block: reference MAC (DSP multipliers) or the "
                              "bit-serial digital PIM (default mac)")
@@ -197,18 +201,20 @@ def add_arguments(parser):
 def run(args):
     check_pes(args.pes)
     network, path = load_bundle(args.bundle)
+    check_membrane_bits(args.membrane_bits, network)
     if args.vcd is not None and not args.vcd.is_dir():
         raise CLIError(f"the waveform folder {args.vcd} does not exist")
     test = samples_for(args, network)
     count = min(args.images, test.x.shape[0])
     labels = None if test.y is None else test.y[:count]
     bar = Bar(count, "simulate", enabled=wanted(args.json) and not args.progress, unit="image")
+    progress = args.progress or bar.enabled and (lambda result: bar.advance(
+        note=f"image {result.image}: {result.cycles} cycles"))
     try:
         summary = simulate(network, test.x[:count], labels, pes=args.pes,
                            first_layer=args.first_layer, simulator=args.simulator,
                            vcd_dir=args.vcd, bundle=path, dataset=test.name,
-                           progress=args.progress or bar.enabled and (lambda result: bar.advance(
-                               note=f"image {result.image}: {result.cycles} cycles")))
+                           membrane_bits=args.membrane_bits, progress=progress)
     except ValueError as error:  # ProgramError, or no design runs the network (rtl.sizing)
         raise CLIError(str(error)) from None
     except RuntimeError as error:  # sim.cosim.CosimError: a missing or failing simulator
