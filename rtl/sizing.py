@@ -24,7 +24,7 @@ from .layout import (pixel_count, plan_current_bound, plan_network, segment_weig
 from .checks import check_int
 
 __all__ = ["MemorySizes", "Design", "BOARD_DESIGNS", "DEFAULT_BOARD", "for_board", "sizes_for",
-           "fitted", "design_for"]
+           "fitted", "check_membrane_width", "design_for"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -202,6 +202,15 @@ def fitted(network, *, pes=64, first_layer="mac", **fixed):
     return Design(config, sizes_for(network, config))
 
 
+def check_membrane_width(network, membrane_bits):
+    """Raise ``ValueError`` when ``network``'s membranes are wider than ``membrane_bits``
+    (``None``: any width), which a design asked for with that width could not hold."""
+    if membrane_bits is not None and network.membrane_bits > membrane_bits:
+        raise ValueError(f"network {network.name!r} has {network.membrane_bits}-bit "
+                         f"membranes, wider than the {membrane_bits}-bit membrane memories "
+                         f"asked for")
+
+
 def design_for(network, *, pes=64, first_layer="mac", board=DEFAULT_BOARD,
                membrane_bits=None):
     """The design every command builds for ``network``: ``board``'s design (with ``pes`` PEs,
@@ -211,10 +220,7 @@ def design_for(network, *, pes=64, first_layer="mac", board=DEFAULT_BOARD,
     ``board=None`` always fits. Raises as :func:`fitted`, and ``ValueError`` when the
     network's membranes are wider than ``membrane_bits``.
     """
-    if membrane_bits is not None and network.membrane_bits > membrane_bits:
-        raise ValueError(f"network {network.name!r} has {network.membrane_bits}-bit "
-                         f"membranes, wider than the {membrane_bits}-bit membrane memories "
-                         f"asked for")
+    check_membrane_width(network, membrane_bits)
     narrow = {} if membrane_bits is None else {"membrane_bits": membrane_bits}
     if board is not None:
         design = for_board(board, pes=pes, first_layer=first_layer, **narrow)

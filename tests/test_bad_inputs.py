@@ -116,7 +116,8 @@ def test_membrane_width_outside_the_contract_is_refused(capsys, place, command):
 def test_membrane_memories_narrower_than_the_bundle_are_refused(capsys, place):
     # The shipped digits model has 16-bit membranes: 4-bit memories cannot hold them.
     refused(capsys, place, ["simulate", "--membrane-bits", 4],
-            "the bundle 'digits_snn' has 16-bit membranes, wider than --membrane-bits 4")
+            "--membrane-bits 4: network 'digits_snn' has 16-bit membranes, wider than the "
+            "4-bit membrane memories asked for")
     refused(capsys, place, ["build", "--membrane-bits", 4, "--out", place / "out"],
             "the bundle 'digits_snn' does not fit the 64-PE design: the network 'digits_snn' "
             "needs 16-bit membranes, the config has 4 (12 bits over)")

@@ -286,12 +286,13 @@ def _with_option(config, option, **change):
 def check_membrane_bits(membrane_bits, network):
     """Refuse ``--membrane-bits`` outside the contract's range or narrower than ``network``'s
     membranes, before any work."""
-    from spikeforge.rtl.sizing import DEFAULT_BOARD, for_board
+    from spikeforge.rtl.sizing import DEFAULT_BOARD, check_membrane_width, for_board
 
     with_membrane_bits(for_board(DEFAULT_BOARD).config, membrane_bits)
-    if membrane_bits is not None and network.membrane_bits > membrane_bits:
-        raise CLIError(f"the bundle {network.name!r} has {network.membrane_bits}-bit "
-                       f"membranes, wider than --membrane-bits {membrane_bits}")
+    try:
+        check_membrane_width(network, membrane_bits)
+    except ValueError as error:
+        raise CLIError(f"--membrane-bits {membrane_bits}: {error}") from None
 
 
 def check_pes(pes):
