@@ -140,6 +140,26 @@ def test_layer_quant_scaling_rules():
     assert torch.all(q.bias_int.abs() <= 2048)
 
 
+def test_ternary_weights_keep_the_weights_above_twn_threshold():
+    # 2-bit weights are -1, 0, 1: every weight with |W| >= 0.7 mean|W| (TWN's threshold)
+    # becomes +-1 with its sign, the others 0; with max|W| as the step instead, only the
+    # weights above half the largest would survive.
+    torch.manual_seed(2)
+    weight = torch.randn(8, 4, 3, 3)
+    q = layer_quant(weight, None, 0.5, torch.tensor(1e-6), lam=torch.tensor(1e-6),
+                    weight_bits=2, bias_bits=12, membrane_bits=16)
+    cut = 0.7 * float(weight.abs().mean())
+    expected = torch.sign(weight) * (weight.abs() >= cut)
+    assert torch.equal(q.weight_int, expected)
+    assert float(q.step) == pytest.approx(2 * cut)
+    kept = int(expected.abs().sum())
+    assert kept > 2 * int((weight.abs() >= weight.abs().max() / 2).sum())
+    # Wider weights keep the max|W| step.
+    q = layer_quant(weight, None, 0.5, torch.tensor(1e-6), lam=torch.tensor(1e-6),
+                    weight_bits=3, bias_bits=12, membrane_bits=16)
+    assert float(q.step) == pytest.approx(float(weight.abs().max()) / 3)
+
+
 @pytest.mark.parametrize("theta", [16, 64, 16384])
 def test_if_neuron_over_t_steps_is_the_quantized_relu(theta):
     """IF (subtract reset, V0 = theta >> 1) with constant current I for T = L steps fires

@@ -53,7 +53,9 @@ def add_arguments(parser):
                         help="SNN timesteps, also the quantized ReLU's levels (default 8)")
     parser.add_argument("--weight-bits", type=weight_bits, metavar="B",
                         help=f"weight bits {WEIGHT_BITS[0]}..{WEIGHT_BITS[1]} (default: 8 for "
-                             f"digits-conv, 4 for MNIST, 6 for Indian Pines)")
+                             f"digits-conv, 4 for MNIST, 6 for Indian Pines); 2 is ternary: "
+                             f"-1, 0, 1 times a per-layer scale, +-1 for the weights above "
+                             f"TWN's threshold 0.7 mean|W|")
     parser.add_argument("--seed", type=int, default=0, metavar="S",
                         help="seed of initialisation, shuffling and augmentation (default 0)")
     parser.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS, metavar="N",

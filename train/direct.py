@@ -21,7 +21,9 @@ value one spike stands for) and a leak factor ``beta``.
       b_1`` of the pixels ``x`` (zero point ``z``) is computed once per image and added at
       every timestep; there is no spike encoder;
     - **quantization-aware weights** (the integer scaling of :mod:`spikeforge.train.quant`):
-      ``unit = max(max|W| * s_in / (2**(bits-1) - 1), theta / 2**(B-2))`` (the second term
+      ``unit = max(w_scale(W) * s_in, theta / 2**(B-2))``, ``w_scale`` being
+      ``max|W| / (2**(bits-1) - 1)`` or, for ternary 2-bit weights, ``1.4 mean|W|``
+      (:func:`spikeforge.train.quant.weight_scale`) (the second term
       for hidden layers only, so the threshold fits the membrane with a factor 2 of headroom),
       ``step = unit / s_in``, with ``s_in`` the pixel step for the first layer and the
       quantized threshold ``theta_{l-1}`` of the layer read otherwise (a spike stands for it);
@@ -55,7 +57,7 @@ from spikeforge.golden.bundle import FORMAT_NAME, FORMAT_VERSION
 from spikeforge.golden.manifest import WEIGHT_BITS
 
 from .lif import lif
-from .quant import qrelu, ste_round
+from .quant import qrelu, ste_round, weight_scale
 
 __all__ = ["MODES", "DirectSNN", "network_parts"]
 
@@ -186,7 +188,8 @@ class DirectSNN(nn.Module):
         result, s_in = {}, torch.tensor(self.input_scale)
         for name, module in self.synaptic.items():
             w = module.weight
-            step = torch.clamp(w.detach().abs().max() / qmax, min=torch.finfo(w.dtype).tiny)
+            step = torch.clamp(weight_scale(w, 1.0, self.weight_bits),
+                               min=torch.finfo(w.dtype).tiny)
             unit = step * s_in
             if name in self.thetas:   # coarser steps when theta would not fit the membrane
                 unit = torch.maximum(unit, self.thetas[name].detach().abs() / theta_high)

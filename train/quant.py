@@ -7,12 +7,17 @@ For a synaptic layer ``l`` one integer step of its current stands for the real v
 for the direct-encoded first layer, and ``lambda_{l-1}`` -- the value one spike of the
 previous layer stands for -- for later layers. Then::
 
-    unit_l  = max(max|W_l| * s_in / qmax_w,  bound_l / theta_max)
+    unit_l  = max(w_scale(W_l) * s_in,  bound_l / theta_max)
     step_l  = unit_l / s_in                       # real value of one integer weight step
     W_int   = clip(round(W_l / step_l), -qmax_w, qmax_w)
     b_int   = clip(round(b_l / unit_l), bias range)
     theta_l = clip(round(lambda_l / unit_l), 1, theta_max)
 
+``w_scale(W) = max|W| / qmax_w`` (:func:`weight_scale`), so that every weight fits unclipped;
+for ternary weights (``weight_bits = 2``: integers -1, 0, 1) it is ``2 * 0.7 * mean|W|``
+instead, so that the weights above TWN's threshold ``0.7 * mean|W|`` (Li & Liu 2016, Ternary
+Weight Networks) become +-1 and the rest 0 (with ``max|W|`` as the step only the few weights
+above half the largest would survive).
 ``round`` is round-half-up (``floor(x + 1/2)``). ``bound_l`` is the clip value ``lambda_l`` of a
 spiking layer; for the non-spiking output layer it is ``T * m`` where ``m`` bounds ``|logit|``,
 so that the output membrane (which sums ``T`` currents) also stays below ``theta_max``.
@@ -41,6 +46,8 @@ __all__ = [
     "round_half_up",
     "ste_round",
     "LayerQuant",
+    "TERNARY_THRESHOLD",
+    "weight_scale",
     "current_unit",
     "layer_quant",
     "add_threshold",
@@ -87,18 +94,31 @@ class LayerQuant(NamedTuple):
     lam: torch.Tensor | None    # threshold * unit: the quantized clip value (STE to lambda)
 
 
+#: TWN's ternarisation threshold as a fraction of ``mean|W|`` (:func:`weight_scale`).
+TERNARY_THRESHOLD = 0.7
+
+
+def weight_scale(weight, s_in, weight_bits):
+    """``w_scale(W) * s_in`` (module docstring): the current one integer weight step carries at
+    least, ``max|W| * s_in / qmax``, or ``2 * TERNARY_THRESHOLD * mean|W| * s_in`` for 2-bit
+    (ternary) weights. Detached."""
+    w = weight.detach().abs()
+    if weight_bits == 2:
+        return 2 * TERNARY_THRESHOLD * w.mean() * s_in
+    return w.max() * s_in / ((1 << (weight_bits - 1)) - 1)
+
+
 def current_unit(weight, s_in, bound, *, weight_bits, membrane_bits):
-    """``unit = max(max|W| * s_in / qmax_w, bound / theta_max)``, detached, never zero.
+    """``unit = max(w_scale(W) * s_in, bound / theta_max)``, detached, never zero.
 
     The real value of one integer current step of a layer (module docstring). Layers whose
     currents an ``add`` sums share one unit: the maximum of their individual units, so every
     member's weights still fit ``weight_bits`` and the add's threshold fits the membrane.
     """
-    qmax = (1 << (weight_bits - 1)) - 1
     w = weight.detach()
     s_in = torch.as_tensor(s_in, dtype=w.dtype).detach()
     bound = torch.as_tensor(bound, dtype=w.dtype).detach()
-    unit = torch.maximum(w.abs().max() * s_in / qmax, bound / theta_max(membrane_bits))
+    unit = torch.maximum(weight_scale(w, s_in, weight_bits), bound / theta_max(membrane_bits))
     # A layer of all-zero weights and zero bound would give unit 0; any positive unit works.
     return torch.clamp(unit, min=torch.finfo(w.dtype).tiny)
 
