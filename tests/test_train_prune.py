@@ -23,7 +23,7 @@ from spikeforge.train import prune_metrics
 from spikeforge.train.convert import network_parts
 from spikeforge.train.digits import INPUT_SPEC, LAYERS
 from spikeforge.train.fit import ann_inputs, best_state, train_epochs
-from spikeforge.train.prune import (PruneConfig, _rewind, apply_masks, attach_masks,
+from spikeforge.train.prune import (RANKINGS, PruneConfig, _rewind, apply_masks, attach_masks,
                                     global_masks, masks_of, prune_qat, structured_masks)
 from spikeforge.train.qnet import QuantNet
 
@@ -212,6 +212,51 @@ def test_structured_pruning_zeroes_whole_channels_and_their_readers(trained, tmp
     assert spikes1.sum() > 0 and spikes2.sum() > 0
 
 
+def test_membrane_prior_prunes_the_channel_that_never_fires(trained):
+    # conv2's channel 5 gets the largest weights of its layer and a bias so negative that its
+    # membrane never reaches the threshold: the weight ranking keeps it, the membrane prior
+    # removes it first (only conv2 is prunable here: conv1 reads pixels, fc is the output).
+    def first_removed(mode):
+        net, data = _fresh(trained)
+        with torch.no_grad():
+            conv2 = net.synaptic["conv2"]
+            conv2.weight[5] = conv2.weight[5] * 4
+            conv2.bias[5] = -1e3
+        attach_masks(net)
+        config = PruneConfig(0.02, mode=mode, prior_images=200)
+        masks = structured_masks(net, 0.02, config, data["x_train"][:200])
+        alive = masks["conv2"]["weight"].reshape(16, -1).any(dim=1)
+        return [c for c in range(16) if not alive[c]]
+
+    assert first_removed("membrane") == [5]
+    removed = first_removed("structured")
+    assert len(removed) == 1 and removed != [5]
+
+
+def test_rounds_report_live_channels_per_layer(trained):
+    net, data = _fresh(trained)
+    rows = prune_qat(net, data, PruneConfig(0.3, rounds=1, mode="membrane", final_epochs=1,
+                                            metric_images=100, prior_images=100),
+                     log=lambda line: None)
+    assert rows[0]["channels"] == {"conv1": 8, "conv2": 16, "fc": 10}
+    assert rows[1]["channels"]["conv1"] == 8 and rows[1]["channels"]["fc"] == 10
+    live = masks_of(net)["conv2"]["weight"].reshape(16, -1).any(dim=1)
+    assert rows[1]["channels"]["conv2"] == int(live.sum()) < 16
+
+
+def test_cli_prune_choices_are_the_trainers():
+    from spikeforge.tools.train_presets import PRUNE_MODES, PRUNE_VARIANTS
+    from spikeforge.train.prune import MODES, VARIANTS
+
+    assert (PRUNE_MODES, PRUNE_VARIANTS) == (MODES, VARIANTS)
+
+
+def test_prior_images_must_be_a_positive_integer():
+    with pytest.raises(ValueError, match=r"^pruning prior images must be a positive integer, "
+                                         r"not 0$"):
+        PruneConfig(0.5, prior_images=0)
+
+
 def test_structured_rewind_rounds_retrain_and_export_dead_channels(trained, tmp_path):
     """Both non-default choices end to end: whole channels pruned, survivors rewound to the
     start of QAT and retrained; the export is exact and still classifies."""
@@ -375,15 +420,16 @@ def _mnist():
         pytest.skip(f"MNIST is not available: {error}")
 
 
-def test_cli_prunes_a_small_mnist_run_and_records_every_round(tmp_path, capsys):
-    """A --train-limit smoke run of the structured, lottery-ticket-rewind variant (the shipped
-    bundle covers global fine-tuning): options reach the loop, rounds reach the metadata."""
+@pytest.mark.parametrize("mode, variant", [("structured", "rewind"), ("membrane", "finetune")])
+def test_cli_prunes_a_small_mnist_run_and_records_every_round(mode, variant, tmp_path, capsys):
+    """--train-limit smoke runs of the channel modes (the shipped bundle covers global
+    fine-tuning): options reach the loop, rounds reach the metadata."""
     raw, labels = _mnist()
     out = tmp_path / "p.sfb"
     status, text, err = _run(["train", "mnist-vgg", "--out", str(out), "--epochs", "1",
                               "--train-limit", "16", "--prune", "0.6", "--prune-rounds", "2",
                               "--prune-epochs", "1", "--prune-final-epochs", "1",
-                              "--prune-mode", "structured", "--prune-variant", "rewind"],
+                              "--prune-mode", mode, "--prune-variant", variant],
                              capsys)
     assert status == 0, err
     assert "[prune] round 0/2" in err and "[prune] round 2/2" in err
@@ -392,8 +438,12 @@ def test_cli_prunes_a_small_mnist_run_and_records_every_round(tmp_path, capsys):
     pruning = network.metadata["pruning"]
     assert network.name == "mnist_vgg_pruned"
     assert [row["round"] for row in pruning["rounds"]] == [0, 1, 2]
-    assert (pruning["sparsity"], pruning["mode"], pruning["variant"]) == (
-        0.6, "structured", "rewind")
+    assert (pruning["sparsity"], pruning["mode"], pruning["variant"]) == (0.6, mode, variant)
+    assert pruning["score"] == RANKINGS[mode]
+    synaptic = {layer.name for layer in network.layers if layer.is_synaptic}
+    assert all(set(row["channels"]) == synaptic for row in pruning["rounds"])
+    assert pruning["rounds"][0]["channels"] == {
+        layer.name: layer.out_shape[0] for layer in network.layers if layer.is_synaptic}
     last = pruning["rounds"][-1]
     assert last["snn_accuracy"] == network.metadata["snn_accuracy"]
     assert last["sparsity"] == round(prune_metrics.weight_sparsity(network), 6) >= 0.6

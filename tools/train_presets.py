@@ -15,7 +15,7 @@ from .options import (
 )
 from .progress import LineBar, wanted
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run"]
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "PRUNE_MODES", "PRUNE_VARIANTS"]
 
 HELP = "train a preset ANN, convert it to an integer SNN, write the bundle"
 DESCRIPTION = ("Train a preset network as a float ANN, retrain it with quantized ReLUs and "
@@ -26,6 +26,10 @@ DESCRIPTION = ("Train a preset network as a float ANN, retrain it with quantized
                "(surrogate gradients, learnable leak and threshold) after the quantized ANN. "
                "Needs `pip install spikeforge[train]`.")
 
+#: ``train.prune``'s MODES and VARIANTS, written out so that the command line does not import
+#: torch (tests/test_train_prune.py checks that they agree).
+PRUNE_MODES = ("global", "structured", "membrane")
+PRUNE_VARIANTS = ("finetune", "rewind")
 #: --prune-* option (argparse dest) -> key of ``train_preset``'s ``prune`` dict.
 _PRUNE_OPTIONS = {"prune_rounds": "rounds", "prune_mode": "mode", "prune_variant": "variant",
                   "prune_epochs": "epochs_per_round", "prune_final_epochs": "final_epochs"}
@@ -70,10 +74,12 @@ def add_arguments(parser):
     parser.add_argument("--prune-rounds", type=positive_int, metavar="N",
                         help="pruning rounds, each removing an equal share of the weights "
                              "between the quantizer's own zeros and S (default 4)")
-    parser.add_argument("--prune-mode", choices=("global", "structured"),
-                        help="global magnitude pruning of weights (default) or whole output "
-                             "channels")
-    parser.add_argument("--prune-variant", choices=("finetune", "rewind"),
+    parser.add_argument("--prune-mode", choices=PRUNE_MODES,
+                        help="global magnitude pruning of weights (default), whole output "
+                             "channels ranked by their weights (structured) or by how often "
+                             "their membrane reaches the threshold on training images "
+                             "(membrane, SpQuant-SNN's membrane prior)")
+    parser.add_argument("--prune-variant", choices=PRUNE_VARIANTS,
                         help="retrain from the current weights (default) or rewind the "
                              "survivors to the start of QAT (lottery ticket)")
     parser.add_argument("--prune-epochs", type=positive_int, metavar="N",

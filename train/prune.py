@@ -23,6 +23,15 @@ the network is first trained with quantized weights and quantized ReLUs (the MNI
      later layer that read it (through pools and flatten) are dead and are zeroed as well.
      This shrinks the work of the PE array (whole output channels and input slices vanish).
      The output layer keeps all its channels, and every layer keeps at least one.
+   - ``mode="membrane"`` (SpQuant-SNN's spatial-channel pruning guided by the membrane,
+     Hasssan et al. 2024, in rate form): whole output channels as in ``structured``, ranked
+     by how often they fire instead of by their weights: a channel's mean quantized-ReLU
+     output on ``prior_images`` training samples is its SNN spike rate (the clip-floor-shift
+     activation is the IF neuron's spike count over ``T`` steps), i.e. how often its membrane
+     reaches the threshold; channels whose membrane stays below threshold fire least and go
+     first. Scores are relative to the layer's mean channel, as in ``structured``; a layer
+     whose current feeds a residual ``add`` has no activation of its own and keeps the weight
+     score.
 
    Already pruned weights stay pruned (masks only lose ones). By default the direct-encoded
    first layer is not pruned (``prune_input_layer=False``): its few weights (0.1 % of
@@ -46,9 +55,10 @@ the exporter, sees exact float zeros, which quantize to the integer 0 (``round_h
 0``) and get no gradient. The golden model's op counts skip zero weights
 (``golden.synapse.fanout``), so pruned weights cost no operations.
 
-After each round :func:`round_report` measures the exported integers: sparsity (fraction of
-zero integer weights), the quantized ANN's validation and test accuracy, BOPs and neural
-efficiency / aIQ (:mod:`spikeforge.train.prune_metrics`). The SNN accuracy (golden model) of
+After each round :func:`round_report` measures the exported integers: the live output
+channels of every layer, sparsity (fraction of zero integer weights), the quantized ANN's
+validation and test accuracy, BOPs and neural efficiency / aIQ
+(:mod:`spikeforge.train.prune_metrics`). The SNN accuracy (golden model) of
 the final round is the bundle's ``snn_accuracy``.
 :func:`spikeforge.train.prune_mnist.train_mnist_pruned` runs the whole recipe for an MNIST
 preset and records the rounds in ``metadata["pruning"]``.
@@ -67,11 +77,18 @@ from . import prune_metrics
 from .convert import network_parts
 from .fit import accuracy, best_state, train_epochs
 
-__all__ = ["MODES", "VARIANTS", "PruneConfig", "attach_masks", "masks_of", "schedule",
+__all__ = ["MODES", "RANKINGS", "VARIANTS", "PruneConfig", "attach_masks", "masks_of", "schedule",
            "global_masks", "structured_masks", "apply_masks", "round_report", "prune_qat",
            "report_lines"]
 
-MODES = ("global", "structured")
+#: How each pruning mode ranks what it removes (recorded in the bundle's metadata).
+RANKINGS = {
+    "global": "|W| / step: weight magnitude in integer weight steps",
+    "structured": "mean |W| / step of an output channel over the layer's mean channel",
+    "membrane": "mean quantized-ReLU output (spike rate) of an output channel on training "
+                "images over the layer's mean channel",
+}
+MODES = tuple(RANKINGS)
 VARIANTS = ("finetune", "rewind")
 
 
@@ -92,6 +109,7 @@ class PruneConfig:
     lr: float | None = None          # None: the recipe's quantization-aware learning rate
     prune_input_layer: bool = False
     metric_images: int = 1000        # test images for the efficiency / aIQ microstates
+    prior_images: int = 512          # training images for the membrane prior (mode "membrane")
 
     def __post_init__(self):
         check_sparsity(self.sparsity)
@@ -100,7 +118,7 @@ class PruneConfig:
         if self.variant not in VARIANTS:
             raise ValueError(f"pruning variant {self.variant!r} is not one of "
                              f"{', '.join(VARIANTS)}")
-        for field in ("rounds", "epochs_per_round", "final_epochs"):
+        for field in ("rounds", "epochs_per_round", "final_epochs", "prior_images"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"pruning {field.replace('_', ' ')} must be a positive "
@@ -251,27 +269,56 @@ def _consumers(net, name):
 
 
 @torch.no_grad()
-def structured_masks(net, target, config):
+def _channel_weights(net):
+    """Layer -> each output channel's mean ``|W| / step``."""
+    return {name: score.reshape(score.shape[0], -1).mean(dim=1)
+            for name, score in _scores(net).items()}
+
+
+@torch.no_grad()
+def _channel_rates(net, x, batch_size=128):
+    """Layer -> each output channel's mean quantized-ReLU output on ``x`` (its spike rate
+    times the clip value), for the synaptic layers with an activation of their own; the
+    others (currents summed by an ``add``) keep :func:`_channel_weights`."""
+    names = [s["name"] for s in net.specs if s["name"] in net.lams]
+    sums = {}
+    training = net.training
+    net.train(False)
+    for start in range(0, len(x), batch_size):
+        _, hidden = net(x[start:start + batch_size], record=True)
+        for name, h in zip(names, hidden):
+            total = h.double().sum(dim=(0, *range(2, h.dim())))
+            sums[name] = sums.get(name, 0) + total
+    net.train(training)
+    scores = _channel_weights(net)
+    scores.update({name: total / len(x) for name, total in sums.items() if name in scores})
+    return scores
+
+
+@torch.no_grad()
+def structured_masks(net, target, config, x_prior=None):
     """Masks that remove whole output channels until ``target`` of all weights are zero.
 
-    Channels of the prunable layers (not the output layer) are ranked by their mean
-    ``|W| / step`` divided by the layer's average over its channels; each removal zeroes the
-    channel's weights and bias and the weights that read it downstream (:func:`_consumers`).
-    Every layer keeps at least one channel.
+    Channels of the prunable layers (not the output layer) are ranked by their score divided
+    by the layer's average over its channels: the mean ``|W| / step`` (``structured``), or,
+    with ``config.mode == "membrane"``, the mean quantized-ReLU output on the samples
+    ``x_prior`` (:func:`_channel_rates`). Each removal zeroes the channel's weights and bias
+    and the weights that read it downstream (:func:`_consumers`). Every layer keeps at least
+    one channel.
     """
     live = masks_of(net)
     masks = {n: {"weight": e["weight"].clone(),
                  "bias": None if e["bias"] is None else e["bias"].clone()}
              for n, e in live.items()}
     count = round(target * _total_weights(net))
-    scores = _scores(net)
+    scores = _channel_rates(net, x_prior) if config.mode == "membrane" else \
+        _channel_weights(net)
     ranking = []
     for position, name in enumerate(_prunable(net, config, structured=True)):
-        per_channel = scores[name].reshape(scores[name].shape[0], -1).mean(dim=1)
         # Relative to the layer's mean channel: a raw ranking empties whole layers whose
         # weights are small on average (measured: conv6 and conv7 of mnist-vgg down to one
         # channel at 80 %), while this removes the weakest channels of every layer.
-        per_channel = per_channel / per_channel.mean().clamp(min=1e-12)
+        per_channel = scores[name] / scores[name].mean().clamp(min=1e-12)
         for channel, score in enumerate(per_channel.tolist()):
             if bool(masks[name]["weight"][channel].any()):
                 ranking.append((score, position, channel, name))
@@ -319,7 +366,9 @@ def round_report(net, data, *, round_index, target):
     masked = sum(int((entry["weight"] == 0).sum()) for entry in live.values())
     test_accuracy = accuracy(net, data["x_test"], data["y_test"])
     efficiency = _efficiency(net, data["x_test"][:data["metric_images"]])
-    return {"round": round_index, "target": round(target, 6),
+    channels = {name: int(entry["weight"].reshape(entry["weight"].shape[0], -1).any(dim=1).sum())
+                for name, entry in live.items()}
+    return {"round": round_index, "target": round(target, 6), "channels": channels,
             "mask_sparsity": round(masked / _total_weights(net), 6),
             "sparsity": round(prune_metrics.weight_sparsity(network), 6),
             "val_accuracy": accuracy(net, data["x_val"], data["y_val"]),
@@ -388,10 +437,12 @@ def prune_qat(net, data, config, *, log):
     rows = [round_report(net, data, round_index=0, target=0.0)]
     rows[0].update(epochs=0, selected_epoch=None, seconds=0.0)
     log(_round_line(rows[0], rows[0]["bops"], config.rounds))
-    builder = structured_masks if config.mode == "structured" else global_masks
+    prior = data["x_train"][:config.prior_images]
     lr = config.lr or data["lr"]
     for index, target in enumerate(schedule(config, rows[0]["sparsity"]), start=1):
-        apply_masks(net, builder(net, target, config))
+        masks = global_masks(net, target, config) if config.mode == "global" else \
+            structured_masks(net, target, config, prior)
+        apply_masks(net, masks)
         if config.variant == "rewind":
             _rewind(net, data["qat_start"])
         epochs = config.final_epochs if index == config.rounds else config.epochs_per_round

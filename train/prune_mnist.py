@@ -10,13 +10,9 @@ from dataclasses import asdict
 from spikeforge import golden
 
 from . import prune_metrics
-from .prune import prune_qat, report_lines
+from .prune import RANKINGS, prune_qat, report_lines
 
-__all__ = ["SCORES", "train_mnist_pruned"]
-
-#: How each pruning mode ranks (recorded in the metadata).
-SCORES = {"global": "|W| / step: weight magnitude in integer weight steps",
-          "structured": "mean |W| / step of an output channel over the layer's mean channel"}
+__all__ = ["train_mnist_pruned"]
 
 
 def train_mnist_pruned(preset, out, mnist_config, prune_config, *, data_dir, log=print,
@@ -35,7 +31,7 @@ def train_mnist_pruned(preset, out, mnist_config, prune_config, *, data_dir, log
     def refine(net, data):
         rows = prune_qat(net, {**data, "input_spec": INPUT_SPEC}, prune_config, log=log)
         record.update(asdict(prune_config), schedule=[row["target"] for row in rows[1:]],
-                      score=SCORES[prune_config.mode], rounds=rows)
+                      score=RANKINGS[prune_config.mode], rounds=rows)
         return {"pruning": record, "val_qrelu_accuracy": rows[-1]["val_accuracy"]}
 
     run = train_mnist(preset, out, mnist_config, data_dir=data_dir, log=log,
