@@ -11,8 +11,8 @@ import re
 import numpy as np
 
 from .network import (
-    SYNAPTIC_TYPES, LAYER_TYPES, OUTPUT_KINDS, Leak, Neuron, Layer, InputSpec, Network,
-    conv_output_size, int_range,
+    SYNAPTIC_TYPES, LAYER_TYPES, OUTPUT_KINDS, CURRENT_SHIFTS, Leak, Neuron, Layer, InputSpec,
+    Network, conv_output_size, int_range,
 )
 
 __all__ = [
@@ -97,18 +97,25 @@ def _parse_leak(obj, what, membrane_bits):
     return Leak("mul", factor=factor, frac_bits=frac_bits)
 
 
+def _current_shift(obj, what):
+    return _int(obj.get("current_shift", 0), f"{what}.current_shift", *CURRENT_SHIFTS)
+
+
 def _parse_neuron(obj, what, output, membrane_bits):
     if output == "membrane":
-        _keys(obj, what, [], ["leak"])
+        _keys(obj, what, [], ["leak", "current_shift"])
+        shift = _current_shift(obj, what)
         return Neuron(None, _parse_leak(obj.get("leak", {"kind": "none"}), f"{what}.leak",
-                                        membrane_bits))
-    _keys(obj, what, ["threshold", "reset"], ["leak", "v_init"])
+                                        membrane_bits), current_shift=shift)
+    _keys(obj, what, ["threshold", "reset"], ["leak", "v_init", "current_shift"])
+    shift = _current_shift(obj, what)
     threshold = _int(obj["threshold"], f"{what}.threshold", 1, int_range(membrane_bits)[1])
     return Neuron(
         threshold=threshold,
         leak=_parse_leak(obj.get("leak", {"kind": "none"}), f"{what}.leak", membrane_bits),
         reset=_choice(obj["reset"], f"{what}.reset", ("subtract", "zero")),
         v_init=_choice(obj.get("v_init", "zero"), f"{what}.v_init", ("zero", "half")),
+        current_shift=shift,
     )
 
 

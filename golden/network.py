@@ -24,6 +24,7 @@ __all__ = [
     "Network",
     "conv_output_size",
     "int_range",
+    "CURRENT_SHIFTS",
 ]
 
 #: Layer types that own a weight tensor (and optionally a bias).
@@ -33,6 +34,9 @@ LAYER_TYPES = SYNAPTIC_TYPES + ("maxpool2d", "avgpool2d", "flatten", "add")
 #: What a layer emits each timestep: 0/1 spikes, a raw integer current (only an ``add`` may
 #: consume it), or nothing but its membrane (the single non-spiking output layer).
 OUTPUT_KINDS = ("spikes", "current", "membrane")
+#: Inclusive range of a neuron's ``current_shift`` (``docs/neuron.md`` section 2): the
+#: membrane's step may be up to ``2**15`` current steps coarse.
+CURRENT_SHIFTS = (0, 15)
 
 
 def int_range(bits, *, signed=True):
@@ -78,12 +82,15 @@ class Neuron:
 
     ``threshold`` is ``None`` only for the non-spiking output layer. ``reset`` is
     ``"subtract"`` or ``"zero"``; ``v_init`` is ``"zero"`` or ``"half"`` (``threshold >> 1``).
+    ``current_shift`` ``k`` makes the membrane ``2**k`` times coarser than the current: the
+    neuron integrates ``I >> k`` (arithmetic), so a narrow membrane keeps fine weights.
     """
 
     threshold: int | None
     leak: Leak = field(default_factory=Leak)
     reset: str = "subtract"
     v_init: str = "zero"
+    current_shift: int = 0
 
     @property
     def initial_membrane(self):
@@ -91,10 +98,12 @@ class Neuron:
         return (self.threshold >> 1) if self.v_init == "half" else 0
 
     def to_json(self):
+        # current_shift only when used: bundles without it stay byte for byte what they were.
+        shift = {"current_shift": self.current_shift} if self.current_shift else {}
         if self.threshold is None:
-            return {"leak": self.leak.to_json()}
+            return {"leak": self.leak.to_json(), **shift}
         return {"threshold": self.threshold, "leak": self.leak.to_json(),
-                "reset": self.reset, "v_init": self.v_init}
+                "reset": self.reset, "v_init": self.v_init, **shift}
 
 
 @dataclass(frozen=True, eq=False)

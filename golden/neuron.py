@@ -60,11 +60,14 @@ def aggregate(membrane, current, neuron, membrane_bits):
     -------
     (membrane, spikes)
         The membrane to write back (after reset) and the 0/1 ``uint8`` spikes, or ``None``
-        for a non-spiking layer. Order: ``V = sat(leak(V) + I)``; ``s = V >= theta``;
+        for a non-spiking layer. Order: ``V = sat(leak(V) + (I >> k))`` with ``k`` the
+        neuron's ``current_shift`` (arithmetic, toward minus infinity); ``s = V >= theta``;
         reset by subtraction (``V - theta``) or to zero where ``s``.
     """
     # leak() + current builds a fresh array, so the in-place steps below never touch the
     # caller's arrays.
+    if neuron.current_shift:
+        current = current >> neuron.current_shift
     membrane = apply_leak(membrane, neuron.leak) + current
     low, high = int_range(membrane_bits)
     np.clip(membrane, low, high, out=membrane)

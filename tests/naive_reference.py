@@ -61,6 +61,7 @@ def initial_membrane(neuron):
 
 def neuron_step(value, current, neuron, membrane_bits):
     """One timestep of one neuron; returns ``(membrane after reset, spike or None)``."""
+    current = current // 2 ** neuron.get("current_shift", 0)   # floor division, exact ints
     value = saturate(leak(value, neuron.get("leak")) + current, membrane_bits)
     if "threshold" not in neuron:  # the non-spiking output layer
         return value, None

@@ -25,7 +25,7 @@ def _leak_json(leak):
 
 
 def _neuron_json(neuron):
-    obj = {"leak": _leak_json(neuron.leak)}
+    obj = {"leak": _leak_json(neuron.leak), "current_shift": neuron.current_shift}
     if neuron.threshold is not None:
         obj.update(threshold=neuron.threshold, reset=neuron.reset, v_init=neuron.v_init)
     return obj
@@ -94,12 +94,13 @@ def test_aggregate_matches_naive(bits, leak, data):
         leak = Leak("shift", shift=bits - 1)
     low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     spiking = data.draw(st.booleans())
+    shift = data.draw(st.sampled_from([0, 0, 1, 3, 15]))
     if spiking:
         neuron = Neuron(data.draw(st.integers(1, high)), leak,
                         data.draw(st.sampled_from(["subtract", "zero"])),
-                        data.draw(st.sampled_from(["zero", "half"])))
+                        data.draw(st.sampled_from(["zero", "half"])), current_shift=shift)
     else:
-        neuron = Neuron(None, leak)
+        neuron = Neuron(None, leak, current_shift=shift)
     membrane = data.draw(st.lists(st.integers(low, high), min_size=1, max_size=8))
     current = data.draw(st.lists(st.integers(-(1 << 40), 1 << 40), min_size=len(membrane),
                                  max_size=len(membrane)))

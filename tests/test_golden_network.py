@@ -181,3 +181,24 @@ def test_check_input_accepts_the_full_range_of_any_integer_dtype():
         x = check_input(network, np.array([[0, 15]], dtype=dtype))
         assert x.dtype == np.int64
         np.testing.assert_array_equal(x, [[0, 15]])
+
+
+def with_current_shifts(manifest, seed):
+    """``manifest`` with a ``current_shift`` of 1..6 on about 70 % of its neurons (at least
+    one); the random generator itself draws none, as the accelerator has none yet."""
+    rng = np.random.default_rng(seed)
+    neurons = [layer["neuron"] for layer in manifest["layers"] if "neuron" in layer]
+    chosen = [n for n in neurons if rng.random() < 0.7] or neurons[-1:]
+    for neuron in chosen:
+        neuron["current_shift"] = int(rng.integers(1, 7))
+    return manifest
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_network_with_current_shifts_matches_naive(seed):
+    manifest, arrays = random_network(seed)
+    manifest = with_current_shifts(manifest, seed + 20_000)
+    x = random_input(np.random.default_rng(seed + 10_000), manifest, 3)
+    network, _ = _compare(manifest, arrays, x)
+    assert any(layer.neuron is not None and layer.neuron.current_shift
+               for layer in network.layers)

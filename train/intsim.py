@@ -108,7 +108,9 @@ def _leak(v, leak):
 
 def _step(v, current, neuron, low, high):
     """One timestep of a neuron layer: returns (membrane after reset, spikes or None)."""
-    v = torch.clamp(_leak(v, neuron.leak) + current, low, high)
+    # The membrane integrates floor(I / 2**k) (docs/neuron.md section 2).
+    scaled = torch.div(current, 1 << neuron.current_shift, rounding_mode="floor")
+    v = torch.clamp(_leak(v, neuron.leak) + scaled, low, high)
     if neuron.threshold is None:
         return v, None
     fired = v >= neuron.threshold
