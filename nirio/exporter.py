@@ -121,14 +121,20 @@ class _Builder:
         elif leaky:
             notes.append(f"the leak (V * {neuron.leak.factor}) >> {neuron.leak.frac_bits} "
                          f"rounds toward minus infinity; NIR's decay by {beta} does not round")
+        # The current shift k scales the input by 2**-k (NIR's r), without the rounding.
+        gain = ones * 2.0 ** -neuron.current_shift
+        if neuron.current_shift:
+            notes.append(f"the current shift I >> {neuron.current_shift} rounds toward minus "
+                         f"infinity; NIR's input scaling by 2**-{neuron.current_shift} does "
+                         f"not round")
         if neuron.threshold is None:
-            node = (nir.LI(tau=ones * tau, r=ones * tau, v_leak=zeros) if leaky
-                    else nir.I(r=ones))
+            node = (nir.LI(tau=ones * tau, r=gain * tau, v_leak=zeros) if leaky
+                    else nir.I(r=gain))
         else:
             threshold = ones * (neuron.threshold - _THRESHOLD_OFFSET)
-            node = (nir.LIF(tau=ones * tau, r=ones * tau, v_leak=zeros, v_threshold=threshold,
+            node = (nir.LIF(tau=ones * tau, r=gain * tau, v_leak=zeros, v_threshold=threshold,
                             v_reset=zeros) if leaky
-                    else nir.IF(r=ones, v_threshold=threshold, v_reset=zeros))
+                    else nir.IF(r=gain, v_threshold=threshold, v_reset=zeros))
             if neuron.reset == "subtract":
                 notes.append("subtract reset has no NIR form; other NIR consumers will reset "
                              "to zero")

@@ -2,7 +2,7 @@
 
 For every lane of an input row (``docs/neuron.md`` section 2, ``golden.neuron.aggregate``)::
 
-    V = sat(leak(V) + I)                 # saturate to the network's membrane width
+    V = sat(leak(V) + (I >>> k))         # saturate to the network's membrane width
     s = fire & (V >= threshold)
     V = V - threshold  or  0   where s   # reset by subtraction or to zero
 
@@ -12,9 +12,11 @@ Pipeline
 --------
 Three register stages, named by the letter of their signals:
 
-* ``k_`` (leak): ``leak(V)`` and the row's current ``I``; the membrane RAM, the leak
-  multiplier and its runtime shift end here, so none of them shares a clock period with the
-  add (the longest path of the board design until this stage existed);
+* ``k_`` (leak): ``leak(V)`` and the row's current ``I >>> k`` (``k`` the neuron's
+  ``current_shift``, built only with ``current_shifter=True``: one runtime shifter per
+  lane); the membrane RAM, the leak multiplier and the shifter end here, so none of them
+  shares a clock period with the add (the longest path of the board design until this
+  stage existed);
 * ``l_`` (integrate): ``leak(V) + I`` at ``max(membrane_bits, psum_bits) + 1`` bits,
   so the sum never wraps before it is saturated;
 * output registers (``o_stream.payload``): saturate, fire, reset.
@@ -32,6 +34,12 @@ Leak
 (one ``membrane_bits x 17`` multiplier per lane, a DSP48 on a 7-series FPGA). Without the
 multiplier a ``MUL`` layer is computed as ``NONE`` and a simulation ``Assert`` fails;
 ``AcceleratorConfig.fits`` rejects such networks before they get there.
+
+With the multiplier (and ``membrane_bits <= MAX_LEAK_FRAC_BITS + 1``) the shift leak uses it
+too: both leaks are ``(V * F) >>> Q`` with ``Q = MAX_LEAK_FRAC_BITS`` a constant, and the one
+runtime shift that makes ``F`` (``2**(Q - leak_shift)`` or ``leak_factor * 2**(Q -
+leak_frac_bits)``) is shared by all lanes: no lane has a barrel shifter, which were about a
+third of the core's logic.
 
 The narrower saturation width of ``params.membrane_narrow`` lets one design run networks with
 narrower membranes. ``params`` must stay constant while rows are in flight (from the first
@@ -68,6 +76,10 @@ class AggregationCore(wiring.Component):
         Width of the row address, passed through unchanged.
     leak_multiplier : bool
         Build the multiplicative leak (one multiplier per lane).
+    current_shifter : bool
+        Build the current shift (``docs/neuron.md`` section 2: one ``psum_bits`` runtime
+        right shifter per lane), which narrow-membrane networks need; without it
+        ``params.current_shift`` must be 0 (a simulation ``Assert`` checks it).
 
     Members
     -------
@@ -87,13 +99,17 @@ class AggregationCore(wiring.Component):
     #: Clock edges from a row's input transfer to its earliest output transfer.
     LATENCY = 3
 
-    def __init__(self, *, lanes, psum_bits, membrane_bits, addr_bits, leak_multiplier=False):
+    def __init__(self, *, lanes, psum_bits, membrane_bits, addr_bits, leak_multiplier=False,
+                 current_shifter=False):
         check_int(lanes, "Lane count", 1)
         check_int(psum_bits, "Partial-sum width", *PSUM_BITS)
         check_int(membrane_bits, "Membrane width", *MEMBRANE_BITS)
         check_int(addr_bits, "Address width", 1)
         if not isinstance(leak_multiplier, bool):
             raise TypeError(f"Leak multiplier must be a bool, not {leak_multiplier!r}")
+        if not isinstance(current_shifter, bool):
+            raise TypeError(f"Current shifter must be a bool, not {current_shifter!r}")
+        self._current_shifter = current_shifter
         self._lanes = lanes
         self._psum_bits = psum_bits
         self._membrane_bits = membrane_bits
@@ -128,19 +144,42 @@ class AggregationCore(wiring.Component):
     def leak_multiplier(self):
         return self._leak_multiplier
 
-    def _leak(self, m, membrane):
-        """``leak(V)`` of one lane as a ``signed(membrane_bits)`` signal."""
+    @property
+    def current_shifter(self):
+        return self._current_shifter
+
+    def _leak_factor(self, m):
+        """The one multiplier factor ``F`` at :data:`MAX_LEAK_FRAC_BITS` fraction bits that
+        both leaks use, shared by all lanes (the runtime shifts happen here once, not per
+        lane): ``2**(Q - leak_shift)`` for ``SHIFT``, ``leak_factor * 2**(Q - frac_bits)``
+        for ``MUL``. Then ``(V * F) >>> Q`` is ``V >>> leak_shift`` or ``(V * factor) >>>
+        frac_bits`` exactly: both are the floor of the same fraction."""
+        params, frac = self.params, MAX_LEAK_FRAC_BITS
+        factor = Signal(unsigned(frac + 1))
+        shift_factor = Const(1 << frac, unsigned(frac + 1)) >> params.leak_shift
+        mul_factor = (params.leak_factor << frac) >> params.leak_frac_bits
+        m.d.comb += factor.eq(Mux(params.leak_kind == LeakKind.SHIFT, shift_factor,
+                                  mul_factor))
+        return factor
+
+    def _leak(self, m, membrane, factor):
+        """``leak(V)`` of one lane as a ``signed(membrane_bits)`` signal (``factor``: the
+        shared :meth:`_leak_factor`, or ``None``: no multiplier, or a membrane too wide)."""
         params = self.params
         bits = self._membrane_bits
         leaked = Signal(signed(bits))
-        # V - (V >>> k) stays between V and 0, so it fits the membrane width (no wrap).
-        shift_leak = membrane - (membrane >> params.leak_shift)
-        if self._leak_multiplier:
-            # Amaranth multiplies signed by unsigned exactly (a membrane_bits x 17 product).
-            # With 0 <= factor <= 2**frac_bits (asserted) the result lies between V and 0 too.
-            mul_leak = (membrane * params.leak_factor) >> params.leak_frac_bits
+        if factor is not None:
+            # One multiply per lane serves both leaks; its shift is a constant (wiring).
+            # V - (V >>> k) and (V * f) >>> q (0 <= f <= 2**q, asserted) both lie between V
+            # and 0, so they fit the membrane width (no wrap).
+            scaled = (membrane * factor) >> MAX_LEAK_FRAC_BITS
+            shift_leak, mul_leak = membrane - scaled, scaled
         else:
-            mul_leak = membrane  # MUL without a multiplier: NONE, flagged by an Assert
+            shift_leak = membrane - (membrane >> params.leak_shift)
+            if self._leak_multiplier:   # a membrane too wide for the shared factor
+                mul_leak = (membrane * params.leak_factor) >> params.leak_frac_bits
+            else:
+                mul_leak = membrane  # MUL without a multiplier: NONE, flagged by an Assert
         m.d.comb += leaked.eq(Mux(params.leak_kind == LeakKind.SHIFT, shift_leak,
                                   Mux(params.leak_kind == LeakKind.MUL, mul_leak, membrane)))
         return leaked
@@ -166,12 +205,19 @@ class AggregationCore(wiring.Component):
         k_free = ~k_valid | l_free
         m.d.comb += i_stream.ready.eq(k_free)
 
-        # k_: leak.
+        # k_: leak. The multiplier's shared factor needs the shift leak's k <= Q, which holds
+        # whenever k < membrane_bits <= Q + 1 (asserted); wider membranes keep a shifter.
+        factor = (self._leak_factor(m) if self._leak_multiplier
+                  and bits <= MAX_LEAK_FRAC_BITS + 1 else None)
         with m.If(k_free):
-            m.d.sync += [k_valid.eq(i_stream.valid), k_addr.eq(i_row.addr),
-                         k_current.eq(i_row.current)]
+            m.d.sync += [k_valid.eq(i_stream.valid), k_addr.eq(i_row.addr)]
             for lane in range(lanes):
-                m.d.sync += k_leaked[lane].eq(self._leak(m, i_row.membrane[lane]))
+                current = i_row.current[lane]
+                if self._current_shifter:   # arithmetic: a signed value shifts in its sign
+                    current = current >> params.current_shift
+                m.d.sync += k_current[lane].eq(current)
+            for lane in range(lanes):
+                m.d.sync += k_leaked[lane].eq(self._leak(m, i_row.membrane[lane], factor))
 
         # l_: integrate at full width.
         with m.If(l_free):
@@ -234,3 +280,6 @@ class AggregationCore(wiring.Component):
         else:
             m.d.sync += Assert(~i_valid | ~mul,
                                "multiplicative leak selected, but the core has no multiplier")
+        if not self._current_shifter:
+            m.d.sync += Assert(~i_valid | (params.current_shift == 0),
+                               "current shift selected, but the core has no shifter")

@@ -107,6 +107,9 @@ class AcceleratorConfig:
         for the shortcut while its block runs (``rtl/layout.py`` allocates them).
     leak_multiplier : bool
         Generate one multiplier per lane for multiplicative leak.
+    current_shifter : bool
+        Generate one runtime right shifter per lane for the neurons' ``current_shift``
+        (narrow-membrane networks, ``docs/neuron.md`` section 2).
     weight_packing : bool
         Store the rows of a segment whose weights fit in ``weight_bits // 2`` bits two per
         memory row (``rtl/layout.py``); needs an even ``weight_bits`` of at least 4.
@@ -144,6 +147,7 @@ class AcceleratorConfig:
     spike_memory_bits: int = 65536
     spike_bitmaps: int = 2
     leak_multiplier: bool = False
+    current_shifter: bool = False
     weight_packing: bool = False
     space_to_depth: bool = False
     first_layer: str = "mac"
@@ -167,6 +171,7 @@ class AcceleratorConfig:
         check_int(self.spike_memory_bits, "Spike memory size")
         check_int(self.spike_bitmaps, "Spike bitmap count", 1, 16)
         for value, what in ((self.leak_multiplier, "Leak multiplier"),
+                            (self.current_shifter, "Current shifter"),
                             (self.weight_packing, "Weight packing"),
                             (self.space_to_depth, "Space-to-depth")):
             if not isinstance(value, bool):
@@ -395,6 +400,10 @@ class AcceleratorConfig:
                 not self.leak_multiplier):
             yield (f"{name} uses a multiplicative leak, but the config has no leak multiplier "
                    f"(leak_multiplier=False)")
+        if layer.neuron is not None and layer.neuron.current_shift and (
+                not self.current_shifter):
+            yield (f"{name} shifts its current by {layer.neuron.current_shift} bits, but the "
+                   f"config has no current shifter (current_shifter=False)")
         # Flatten re-reads its input bitmap; the output layer's membranes are read, not spikes.
         if layer.output == "spikes" and blocked is None:  # else the fused pool's bitmap
             bits = self.spike_bitmap_bits(layer, timesteps)

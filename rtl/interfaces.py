@@ -22,6 +22,8 @@ from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..golden.network import CURRENT_SHIFTS
+
 __all__ = [
     "LeakKind",
     "neuron_params_layout",
@@ -32,6 +34,7 @@ __all__ = [
     "aggregation_input_layout",
     "aggregation_output_layout",
     "spike_output_layout",
+    "MAX_PACK",
     "RowPortSignature",
     "WordReadSignature",
     "WordWriteSignature",
@@ -56,7 +59,8 @@ def neuron_params_layout(membrane_bits):
     (integrate only: no threshold test, no reset). ``membrane_narrow`` lets one design run a
     network whose membranes are narrower than the hardware's ``membrane_bits``: the network's
     width is ``membrane_bits - membrane_narrow`` (saturation happens there, and ``B`` above is
-    that width); ``0``, the field's default, is the full width.
+    that width); ``0``, the field's default, is the full width. ``current_shift`` is the
+    neuron's ``k`` (the membrane integrates ``I >>> k``; 0 unless the core has a shifter).
     """
     return data.StructLayout({
         "threshold": unsigned(membrane_bits - 1),
@@ -67,6 +71,7 @@ def neuron_params_layout(membrane_bits):
         "reset_to_zero": unsigned(1),
         "fire": unsigned(1),
         "membrane_narrow": unsigned(5),
+        "current_shift": unsigned(CURRENT_SHIFTS[1].bit_length()),
     })
 
 
@@ -94,16 +99,28 @@ def event_layout(*, channel_bits, coord_bits):
     })
 
 
-def tap_layout(*, addr_bits, weight_addr_bits):
+#: Largest ``log2`` of the output positions one partial-sum row holds (position packing,
+#: ``docs/accelerator.md`` section 2): up to 4 positions, each in its own quarter of the lanes.
+MAX_PACK = 2
+
+
+def tap_layout(*, addr_bits, weight_addr_bits, max_pack=0):
     """One kernel tap of one event: add weight row ``weight_addr`` at position ``out_addr``.
 
     ``end = 1`` carries no tap and marks the end of the timestep (forwarded from the events).
+    With ``max_pack > 0`` (position packing) an item is a *chunk*: ``count`` (1 .. 2**pack)
+    taps of one kernel row landing on the consecutive positions ``out_addr .. out_addr +
+    count - 1``, whose weights are the slots of row ``weight_addr`` rotated by ``rotate``
+    slots (``rtl/pe_array.py``).
     """
-    return data.StructLayout({
+    fields = {
         "out_addr": unsigned(addr_bits),
         "weight_addr": unsigned(weight_addr_bits),
         "end": unsigned(1),
-    })
+    }
+    if max_pack:
+        fields |= {"count": unsigned(max_pack + 1), "rotate": unsigned(max_pack)}
+    return data.StructLayout(fields)
 
 
 #: Widths a partial sum (the signed current of one lane) may have, inclusive: the
@@ -144,21 +161,27 @@ class RowPortSignature(wiring.Signature):
     enables and write data; ``r_data`` is valid the cycle after ``r_en``. The ping-pong
     controller connects two such clients to the two partial-sum banks.
 
+    With ``slots > 1`` the row's lanes are ``slots`` equal slices, each a memory of its own:
+    the addresses and enables are arrays of one per slice (slice ``j`` is lanes ``j *
+    lanes / slots ..``), the data is still the whole row (the position-packed PE array).
+
     Members
     -------
-    r_addr : Out(addr_bits)
-    r_en : Out(1)
+    r_addr : Out(addr_bits), or Out(ArrayLayout(addr_bits, slots))
+    r_en : Out(1), or Out(slots)
     r_data : In(row_layout(bits, lanes))
-    w_addr : Out(addr_bits)
-    w_en : Out(1)
+    w_addr : Out(addr_bits), or Out(ArrayLayout(addr_bits, slots))
+    w_en : Out(1), or Out(slots)
     w_data : Out(row_layout(bits, lanes))
     """
 
-    def __init__(self, *, addr_bits, bits, lanes):
+    def __init__(self, *, addr_bits, bits, lanes, slots=1):
         row = row_layout(bits, lanes)
+        addr = unsigned(addr_bits) if slots == 1 else data.ArrayLayout(unsigned(addr_bits),
+                                                                         slots)
         super().__init__({
-            "r_addr": Out(addr_bits), "r_en": Out(1), "r_data": In(row),
-            "w_addr": Out(addr_bits), "w_en": Out(1), "w_data": Out(row),
+            "r_addr": Out(addr), "r_en": Out(slots), "r_data": In(row),
+            "w_addr": Out(addr), "w_en": Out(slots), "w_data": Out(row),
         })
 
 

@@ -101,6 +101,7 @@ def _neuron(layer, config, network):
         "reset_to_zero": int(neuron.reset == "zero"),
         "fire": int(fire),
         "membrane_narrow": config.membrane_bits - network.membrane_bits,
+        "current_shift": neuron.current_shift,
     }
 
 

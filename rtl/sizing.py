@@ -120,10 +120,15 @@ BOARD_DESIGNS = {
 DEFAULT_BOARD = "pynq-z2"
 
 
-def for_board(board, *, pes=None, first_layer=None, membrane_bits=None):
+def for_board(board, *, pes=None, first_layer=None, membrane_bits=None,
+              current_shifter=False):
     """The design of ``board`` (a key of :data:`BOARD_DESIGNS`), with ``pes`` PEs, the
     ``first_layer`` block and ``membrane_bits``-wide membrane memories where given (narrow
     membranes save LUTs and BRAM, for networks whose membranes are at most that wide).
+
+    A design with membranes narrower than the board's also has the current shifter (about
+    50 LUT a lane): the networks trained for narrow membranes shift their currents
+    (``docs/neuron.md`` section 2). ``current_shifter=True`` asks for it at any width.
 
     Raises
     ------
@@ -136,6 +141,9 @@ def for_board(board, *, pes=None, first_layer=None, membrane_bits=None):
     changes = {key: value for key, value in (("pes", pes), ("first_layer", first_layer),
                                              ("membrane_bits", membrane_bits))
                if value is not None}
+    if current_shifter or (membrane_bits is not None
+                           and membrane_bits < design.config.membrane_bits):
+        changes["current_shifter"] = True
     return replace(design, config=replace(design.config, **changes)) if changes else design
 
 
@@ -194,7 +202,9 @@ def fitted(network, *, pes=64, first_layer="mac", **fixed):
         spike_memory_bits=max(base.spike_memory_bits, bitmap),
         spike_bitmaps=min(16, max(base.spike_bitmaps, layout.bitmaps)),
         leak_multiplier=base.leak_multiplier or any(
-            layer.neuron is not None and layer.neuron.leak.kind == "mul" for layer in layers))
+            layer.neuron is not None and layer.neuron.leak.kind == "mul" for layer in layers),
+        current_shifter=base.current_shifter or any(
+            layer.neuron is not None and layer.neuron.current_shift for layer in layers))
     report = config.fits(network)
     if not report:
         raise ValueError(f"network {network.name!r} does not fit any {pes}-PE design: "
@@ -218,12 +228,16 @@ def design_for(network, *, pes=64, first_layer="mac", board=DEFAULT_BOARD,
     network fits it, else :func:`fitted`.
 
     ``board=None`` always fits. Raises as :func:`fitted`, and ``ValueError`` when the
-    network's membranes are wider than ``membrane_bits``.
+    network's membranes are wider than ``membrane_bits``. A network that shifts its
+    currents gets the board's design with the current shifter.
     """
     check_membrane_width(network, membrane_bits)
     narrow = {} if membrane_bits is None else {"membrane_bits": membrane_bits}
+    shifts = any(layer.neuron is not None and layer.neuron.current_shift
+                 for layer in network.layers)
     if board is not None:
-        design = for_board(board, pes=pes, first_layer=first_layer, **narrow)
+        design = for_board(board, pes=pes, first_layer=first_layer, current_shifter=shifts,
+                           **narrow)
         if design.config.fits(network):
             need = sizes_for(network, design.config, _NOTHING)
             if all(getattr(need, f.name) <= getattr(design.sizes, f.name)

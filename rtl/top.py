@@ -155,7 +155,8 @@ class Top(wiring.Component):
                                       membrane_bits=c.membrane_bits, addr_bits=c.addr_bits)
         self.core = AggregationCore(lanes=lanes, psum_bits=c.psum_bits,
                                     membrane_bits=c.membrane_bits, addr_bits=c.addr_bits,
-                                    leak_multiplier=c.leak_multiplier)
+                                    leak_multiplier=c.leak_multiplier,
+                                    current_shifter=c.current_shifter)
         self.writer = SpikeWriter(lanes=lanes, addr_bits=c.addr_bits,
                                   word_addr_bits=c.spike_addr_bits, group_bits=w["count_bits"])
         # Memories the host loads and reads (MemoryData, so that simulations can reach them).

@@ -566,3 +566,21 @@ def test_average_pool_not_into_an_if_refused():
     assert refusal(pool_graph(pool, nir.Threshold(np.full((2, 2, 2), 0.5, np.float32)))) == (
         "node 'after': Threshold maps only after a SumPool2d of spikes with 0 <= threshold < 1 "
         "(a max-pool)")
+
+
+def test_current_shift_exports_as_input_scaling_and_round_trips(tmp_path):
+    manifest, arrays = network_to_parts(read_bundle(MODELS[0]))
+    manifest["layers"][0]["neuron"]["current_shift"] = 3
+    network = network_from_parts(manifest, arrays)
+    name = network.layers[0].name
+    graph, report = export_graph(network)
+    node = graph.nodes[f"{name}.neuron"]
+    assert np.all(np.asarray(node.r) == 2.0 ** -3)
+    notes = {entry["node"]: entry["notes"] for entry in report["nodes"]}
+    assert ("the current shift I >> 3 rounds toward minus infinity; NIR's input scaling by "
+            "2**-3 does not round") in notes[f"{name}.neuron"]
+    path = tmp_path / "shifted.nir"
+    write_graph(network, path)
+    again = read_graph(path)
+    assert_same_network(network, again)
+    assert again.layers[0].neuron.current_shift == 3

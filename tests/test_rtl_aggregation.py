@@ -22,13 +22,13 @@ KINDS = {"none": LeakKind.NONE, "shift": LeakKind.SHIFT, "mul": LeakKind.MUL}
 
 # --------------------------------------------------------------------------- helpers
 
-def params(*, threshold=1, leak=Leak(), reset="subtract", fire=True, narrow=0):
+def params(*, threshold=1, leak=Leak(), reset="subtract", fire=True, narrow=0, shift=0):
     """A ``neuron_params_layout`` value plus the golden :class:`Neuron` it stands for."""
     value = {"threshold": threshold, "leak_kind": KINDS[leak.kind], "leak_shift": leak.shift,
              "leak_factor": leak.factor, "leak_frac_bits": leak.frac_bits,
              "reset_to_zero": int(reset == "zero"), "fire": int(fire),
-             "membrane_narrow": narrow}
-    return value, Neuron(threshold if fire else None, leak, reset)
+             "membrane_narrow": narrow, "current_shift": shift}
+    return value, Neuron(threshold if fire else None, leak, reset, current_shift=shift)
 
 
 def random_rows(rng, count, lanes, width, psum_bits, neuron):
@@ -148,9 +148,11 @@ def neuron_specs(rng, width, *, multiplier=True):
     return specs
 
 
-def make_dut(lanes=4, psum_bits=12, membrane_bits=8, leak_multiplier=True):
+def make_dut(lanes=4, psum_bits=12, membrane_bits=8, leak_multiplier=True,
+             current_shifter=False):
     return AggregationCore(lanes=lanes, psum_bits=psum_bits, membrane_bits=membrane_bits,
-                           addr_bits=10, leak_multiplier=leak_multiplier)
+                           addr_bits=10, leak_multiplier=leak_multiplier,
+                           current_shifter=current_shifter)
 
 
 # --------------------------------------------------------------------------- construction
@@ -249,6 +251,44 @@ def test_sim_no_multiplier_none_and_shift():
     layers, expected = make_layers(rng, 16, 8, 12, neuron_specs(rng, 8, multiplier=False),
                                    count=6)
     assert run_layers(make_dut(16, 12, 8, leak_multiplier=False), layers) == expected
+
+
+@pytest.mark.parametrize("membrane_bits, width, psum_bits", [(16, 16, 24), (8, 4, 20),
+                                                             (4, 3, 20)])
+def test_sim_current_shift(membrane_bits, width, psum_bits):
+    """With the shifter the core integrates ``I >>> k`` for every k (docs/neuron.md section
+    2), including the largest, and negative currents round toward minus infinity."""
+    rng = np.random.default_rng([width, psum_bits])
+    specs = neuron_specs(rng, width)
+    for spec, shift in zip(specs, [0, 15, 1, 3, 7, 2, 1, 4, 6, 5, 11]):
+        spec["shift"] = shift
+    layers, expected = make_layers(rng, 16, width, psum_bits, specs, count=8,
+                                   narrow=membrane_bits - width)
+    dut = make_dut(16, psum_bits, membrane_bits, current_shifter=True)
+    assert dut.current_shifter is True
+    assert run_layers(dut, layers) == expected
+
+
+def test_sim_current_shift_directed():
+    """``docs/neuron.md`` section 2's example (k = 2): 13 -> 3, -13 -> -4, 3 -> 0."""
+    rows = [{"addr": 2, "current": [13, -13, 3, -1], "membrane": [0, 0, 0, 0]}]
+    value = params(threshold=100, fire=False, shift=2)[0]
+    got = run_layers(make_dut(current_shifter=True), [(value, rows)])
+    assert got == [(2, [3, -4, 0, -1], 0)]
+
+
+def test_sim_no_shifter_current_shift_asserts():
+    rows = [{"addr": 0, "current": [1] * 4, "membrane": [5] * 4}]
+    with pytest.raises(AssertionError, match=r"current shift selected, but the core has no "
+                                             r"shifter"):
+        run_layers(make_dut(), [(params(threshold=3, shift=1)[0], rows)])
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_init_wrong_current_shifter(value):
+    with pytest.raises(TypeError, match=rf"^Current shifter must be a bool, not {value!r}$"):
+        AggregationCore(lanes=4, psum_bits=12, membrane_bits=8, addr_bits=4,
+                        current_shifter=value)
 
 
 def test_sim_no_multiplier_mul_leak_asserts():

@@ -181,7 +181,8 @@ def test_init_wrong_leak_multiplier(value):
 
 
 @pytest.mark.parametrize("param, what", [("weight_packing", "Weight packing"),
-                                         ("space_to_depth", "Space-to-depth")])
+                                         ("space_to_depth", "Space-to-depth"),
+                                         ("current_shifter", "Current shifter")])
 @pytest.mark.parametrize("value", [1, "yes", None])
 def test_init_wrong_mapping_flag(param, what, value):
     with pytest.raises(TypeError, match=rf"^{what} must be a bool, not {value!r}$"):
@@ -219,7 +220,8 @@ def test_init_wrong_clock_hz(value):
 
 def test_json_round_trip():
     config = AcceleratorConfig(pes=16, psum_bits=20, max_positions=300, weight_depth=777,
-                               leak_multiplier=True, clock_hz=50e6, spike_memory_bits=4096)
+                               leak_multiplier=True, clock_hz=50e6, spike_memory_bits=4096,
+                               current_shifter=True)
     obj = config.to_json()
     assert obj["format"] == "spikeforge-accelerator" and obj["format_version"] == 1
     assert AcceleratorConfig.from_json(json.loads(json.dumps(obj))) == config
@@ -371,6 +373,15 @@ def test_fits_mul_leak_needs_multiplier():
         "layer 'conv1' uses a multiplicative leak, but the config has no leak multiplier "
         "(leak_multiplier=False)",)
     assert reasons(network, leak_multiplier=True) == ()
+
+
+def test_fits_current_shift_needs_shifter():
+    network = Net((1, 4, 4)).conv("conv1", 2, neuron={**SPIKING, "current_shift": 3}) \
+        .flatten().linear("fc", 2).build()
+    assert reasons(network) == (
+        "layer 'conv1' shifts its current by 3 bits, but the config has no current shifter "
+        "(current_shifter=False)",)
+    assert reasons(network, current_shifter=True) == ()
 
 
 def test_fits_accepts_residual_add():

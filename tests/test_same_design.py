@@ -14,8 +14,8 @@ import pytest
 
 import spikeforge.rtl.program as program_module
 from spikeforge.boards.synth import SynthError
-from spikeforge.golden import read_bundle
-from spikeforge.rtl.sizing import BOARD_DESIGNS, Design, MemorySizes, design_for
+from spikeforge.golden import network_from_parts, network_to_parts, read_bundle
+from spikeforge.rtl.sizing import BOARD_DESIGNS, Design, MemorySizes, design_for, for_board
 from spikeforge.rtl.top import Top
 from spikeforge.sim.regress import shipped_bundles, suite
 from spikeforge.sim.verilog import TOP_NAME, verilog_text
@@ -118,3 +118,21 @@ def test_narrow_membrane_memories_are_the_board_design_but_for_their_width():
     with pytest.raises(ValueError, match=r"^network 'digits_snn' has 16-bit membranes, wider "
                                          r"than the 4-bit membrane memories asked for$"):
         design_for(network, membrane_bits=4)
+
+
+def test_narrow_designs_and_shifting_networks_get_the_current_shifter():
+    # Networks trained for narrow membranes shift their currents (docs/neuron.md section 2):
+    # the board's narrower designs carry the shifter, the 16-bit one only when asked.
+    board = BOARD_DESIGNS["pynq-z2"]
+    assert not board.config.current_shifter
+    narrow = for_board("pynq-z2", membrane_bits=4).config
+    assert narrow.to_json() == {**board.config.to_json(), "membrane_bits": 4,
+                                "current_shifter": True}
+    assert not for_board("pynq-z2", membrane_bits=16).config.current_shifter
+    manifest, arrays = network_to_parts(read_bundle(default_bundle_path()))
+    manifest["layers"][0]["neuron"]["current_shift"] = 2
+    shifting = network_from_parts(manifest, arrays)
+    assert not board.config.fits(shifting)
+    design = design_for(shifting)
+    assert design.sizes == board.sizes
+    assert design.config.to_json() == {**board.config.to_json(), "current_shifter": True}
