@@ -201,3 +201,16 @@ class Network:
     def parameter_count(self):
         return sum(layer.weight.size + (0 if layer.bias is None else layer.bias.size)
                    for layer in self.layers if layer.is_synaptic)
+
+    def memory_bits(self):
+        """Bits the network's state takes at its own widths, SpQuant-SNN's memory count:
+        ``{"weights": sum of weights x weight_bits, "biases": sum of biases x bias_bits,
+        "membranes": neurons with a membrane x membrane_bits}`` (every layer with a
+        neuron holds one membrane per output element, read and written every timestep)."""
+        weights = sum(layer.weight.size * layer.weight_bits for layer in self.layers
+                      if layer.is_synaptic)
+        biases = sum(layer.bias.size * layer.bias_bits for layer in self.layers
+                     if layer.is_synaptic and layer.bias is not None)
+        membranes = sum(layer.neurons for layer in self.layers
+                        if layer.neuron is not None) * self.membrane_bits
+        return {"weights": int(weights), "biases": int(biases), "membranes": int(membranes)}

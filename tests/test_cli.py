@@ -12,7 +12,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from spikeforge.golden import run, write_bundle
+from spikeforge.golden import read_bundle, run, write_bundle
 from spikeforge.data import evaluate
 from spikeforge.tools import options
 from spikeforge.tools.cli import main
@@ -123,6 +123,7 @@ def test_bundle_info_table_names_every_layer(capsys, digits_bundle):
         assert any(line.startswith(name + " ") for line in table.splitlines())
     assert network.content_hash in out
     assert "theta=20 leak=shift>>3 reset=subtract v0=half" in out
+    assert "\nmemory         weights " in out
     assert "note" in out and "test bundle" in out
 
 
@@ -137,6 +138,8 @@ def test_bundle_info_json(capsys, digits_bundle):
     assert info["input"] == {"shape": [1, 8, 8], "bits": 4, "raw_min": 0.0, "raw_max": 16.0}
     assert info["format_version"] == 1 and info["timesteps"] == 4
     assert info["dataset"]["split"] == {"test_fraction": 0.25, "seed": 0}
+    assert info["memory_bits"] == read_bundle(path).memory_bits()   # plumbing (counted in
+    assert info["layers"][0]["current_shift"] == 0                  # test_rtl_config.py)
 
 
 def test_default_bundle_path_is_inside_the_package():

@@ -414,3 +414,13 @@ def test_fits_stride_limit_of_the_tap_generator():
         .conv("conv2", 2, kernel=3, stride=7, padding=0).flatten().linear("fc", 2).build()
     assert reasons(network) == (
         "layer 'conv1' has stride 8, the tap generator handles at most 7 (1 over)",)
+
+
+def test_memory_bits_counts_weights_biases_and_membranes_at_their_widths():
+    # conv 2@3x3 (pad 0) on 1x4x4: 18 weights x 4 bits, 2 biases x 32 bits, 2x2x2 membranes;
+    # max-pool and flatten hold none; fc 2 on 2 features: 4 weights x 3 bits, 2 membranes.
+    network = Net((1, 4, 4), membrane_bits=5).conv("conv1", 2, padding=0, weight_bits=4,
+                                                   bias=1) \
+        .pool("mp", "maxpool2d", 2).flatten().linear("fc", 2, weight_bits=3).build()
+    assert network.memory_bits() == {"weights": 18 * 4 + 4 * 3, "biases": 2 * 32,
+                                     "membranes": (8 + 2) * 5}
