@@ -10,8 +10,8 @@ from pathlib import Path
 from spikeforge.golden.manifest import WEIGHT_BITS
 
 from .options import (
-    CLIError, add_data_dir, check_bundle_out, fraction, positive_int, training_data_dir,
-    weight_bits,
+    CLIError, add_data_dir, check_bundle_out, fraction, in_range, positive_int,
+    training_data_dir, weight_bits,
 )
 from .progress import LineBar, wanted
 
@@ -41,7 +41,9 @@ def _sparsity(text):
 
 
 def add_arguments(parser):
-    from spikeforge.train.presets import DEFAULT_THREADS, PRESETS
+    from spikeforge.train.presets import (
+        DEFAULT_THREADS, DIRECT_MEMBRANE_BITS, NARROW_MEMBRANE_PRESETS, PRESETS, SURROGATES,
+    )
 
     from .train_custom import add_arguments as add_custom_arguments
 
@@ -93,6 +95,23 @@ def add_arguments(parser):
     parser.add_argument("--train-fraction", type=fraction, metavar="F",
                         help="hyperspectral presets: fraction of each class's labelled pixels "
                              "used for training (default 0.3)")
+    low, high = DIRECT_MEMBRANE_BITS
+    presets = ", ".join(NARROW_MEMBRANE_PRESETS)
+    parser.add_argument("--membrane-bits", type=in_range(DIRECT_MEMBRANE_BITS, "membrane bits"),
+                        metavar="B",
+                        help=f"{presets}: train the SNN for a B-bit membrane ({low}..{high}, "
+                             f"default 16; SpQuant-SNN's narrow membranes): the SNN phase "
+                             f"saturates it as the accelerator does, each layer gets a "
+                             f"current shift so that its weights keep their scale, and "
+                             f"mnist-vgg is then trained directly as an SNN instead of "
+                             f"converted; the bundle runs on designs with membranes of at "
+                             f"least B bits and the current shifter (simulate --membrane-bits "
+                             f"B)")
+    parser.add_argument("--surrogate", choices=SURROGATES,
+                        help="the gradient of the saturating membrane in SNN training: zero "
+                             "once saturated (linear) or SpQuant-SNN's stacked sigmoids, one "
+                             "per membrane level (default: stacked below 16 bits, else "
+                             "linear)")
     # Smoke tests: train (and, for MNIST, validate and test) on only the first N images.
     parser.add_argument("--train-limit", type=positive_int, help=argparse.SUPPRESS)
     add_custom_arguments(parser)
@@ -136,17 +155,32 @@ def run(args):
     check_bundle_out(args.out)
     data_dir = None if args.preset == "digits-conv" else training_data_dir(args.data_dir)
 
+    from spikeforge.train.presets import DIRECT_PRESETS, NARROW_MEMBRANE_PRESETS
+
     hsi = {k: v for k, v in (("split", args.split), ("train_fraction", args.train_fraction))
            if v is not None}
-    if hsi and not args.preset.startswith("indian-pines"):
+    if hsi and args.preset not in DIRECT_PRESETS:
         raise CLIError(f"--split and --train-fraction apply to the hyperspectral presets, not "
                        f"to {args.preset}")
+    for option, value in (("--membrane-bits", args.membrane_bits),
+                          ("--surrogate", args.surrogate)):
+        if value is not None and args.preset not in NARROW_MEMBRANE_PRESETS:
+            raise CLIError(f"{option} applies to {', '.join(NARROW_MEMBRANE_PRESETS)}, not to "
+                           f"{args.preset}")
+    narrow = args.membrane_bits is not None and args.membrane_bits < 16
+    if args.surrogate is not None and args.preset not in DIRECT_PRESETS and not narrow:
+        raise CLIError(f"--surrogate needs --membrane-bits below 16 for {args.preset}, which "
+                       f"is otherwise converted, not trained as an SNN")
+    if narrow and prune and prune["sparsity"] > 0:
+        raise CLIError("--prune with --membrane-bits below 16 is not implemented; train the "
+                       "narrow membrane without pruning")
     # The log lines on stderr, with a bar over each phase's epochs on a terminal.
     with LineBar("train", enabled=wanted(), unit="epoch") as log:
         result = train_preset(args.preset, args.out, epochs=args.epochs,
                               timesteps=args.timesteps, weight_bits=args.weight_bits,
                               seed=args.seed, data_dir=data_dir, train_limit=args.train_limit,
-                              log=log, prune=prune, hsi=hsi or None, threads=args.threads)
+                              log=log, prune=prune, hsi=hsi or None, threads=args.threads,
+                              membrane_bits=args.membrane_bits, surrogate=args.surrogate)
     pruned = ""
     if "pruning" in result.network.metadata:
         rounds = result.network.metadata["pruning"]["rounds"]

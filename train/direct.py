@@ -1,9 +1,10 @@
 """Direct SNN training (ACE-SNN / DIET-SNN style) whose forward pass *is* the integer SNN.
 
-:class:`DirectSNN` holds a chain of ``conv3d`` / ``conv2d`` / ``linear`` / ``flatten`` layers
-(optional batch norm during float training) and runs in three modes sharing one set of
-parameters: weights ``W``, biases ``b`` and, per hidden layer, a threshold ``theta`` (the real
-value one spike stands for) and a leak factor ``beta``.
+:class:`DirectSNN` holds a chain of ``conv3d`` / ``conv2d`` / ``linear`` / ``flatten`` /
+``maxpool2d`` layers (optional batch norm during float training; the max-pool is a max of
+activations in the ANN modes and the contract's OR of spikes in the SNN) and runs in three
+modes sharing one set of parameters: weights ``W``, biases ``b`` and, per hidden layer, a
+threshold ``theta`` (the real value one spike stands for) and a leak factor ``beta``.
 
 ``mode="ann"``
     The float ANN (ReLU after every synaptic layer but the last): the float baseline.
@@ -28,11 +29,18 @@ value one spike stands for) and a leak factor ``beta``.
       ``step = unit / s_in``, with ``s_in`` the pixel step for the first layer and the
       quantized threshold ``theta_{l-1}`` of the layer read otherwise (a spike stands for it);
       ``W_int = round(W / step)``, ``b_int = round(b / unit)``, all straight-through;
+      with ``shift_currents`` the second term is dropped instead: the weights keep
+      ``w_scale(W) * s_in`` and the layer's ``current_shift`` ``k`` (the smallest with
+      ``theta / (unit * 2**k) <= 2**(B-2)``) makes the membrane step ``unit * 2**k``;
+      ``2**(k-1)`` added to ``b_int`` turns the shift's floor into rounding;
     - **learnable per-layer threshold and leak**: ``theta_int = round(theta / unit)`` and the
       multiplicative leak ``f = round(beta * 2**q)`` (``leak(V) = (V * f) >> q``, the contract's
       ``mul`` leak), straight-through, ``beta`` clipped to ``0..1``;
     - the neuron and its hand-written BPTT are :mod:`spikeforge.train.lif` (reset by
-      subtraction, initial membrane ``theta >> 1`` or 0, DIET-SNN's linear surrogate);
+      subtraction, initial membrane ``theta >> 1`` or 0, DIET-SNN's linear surrogate for the
+      spike; the membrane saturates at ``B`` bits as in the contract, and ``surrogate``
+      chooses its gradient: zero when saturated, or SpQuant-SNN's stacked sigmoids, which
+      suit narrow membranes);
     - the last layer integrates without firing; its final membrane times ``unit / T`` are the
       logits of the cross-entropy loss, and its argmax is the prediction.
 
@@ -48,16 +56,20 @@ first layer is unpadded). Training ``snn`` straight after :meth:`~DirectSNN.cali
 training from the ANN's initialisation (DIET-SNN's hybrid start).
 """
 
+import math
+
 import numpy as np
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from spikeforge.golden.bundle import FORMAT_NAME, FORMAT_VERSION
 from spikeforge.golden.manifest import WEIGHT_BITS
+from spikeforge.golden.network import CURRENT_SHIFTS
 
-from .lif import lif
-from .quant import qrelu, ste_round, weight_scale
+from .lif import SHARPNESS, SURROGATES, lif
+from .presets import DIRECT_MEMBRANE_BITS
+from .quant import qrelu, ste_round, theta_max, weight_scale
 
 __all__ = ["MODES", "DirectSNN", "network_parts"]
 
@@ -65,7 +77,10 @@ _CONV = {"conv2d": (2, F.conv2d, nn.Conv2d, nn.BatchNorm2d),
          "conv3d": (3, F.conv3d, nn.Conv3d, nn.BatchNorm3d)}
 _KEYS = {"conv2d": {"out_channels", "kernel", "stride", "padding"},
          "conv3d": {"out_channels", "kernel", "stride", "padding"},
-         "linear": {"out_features"}, "flatten": {"start_dim", "end_dim"}}
+         "linear": {"out_features"}, "flatten": {"start_dim", "end_dim"},
+         "maxpool2d": {"kernel"}}
+#: Keys a spec of the type may leave out (their defaults are set by DirectSNN).
+_OPTIONAL = {"flatten": {"start_dim", "end_dim"}, "maxpool2d": {"stride"}}
 MODES = ("ann", "qann", "snn")
 
 
@@ -74,7 +89,8 @@ def _tuple(value, dims):
 
 
 class DirectSNN(nn.Module):
-    """Chain of conv3d / conv2d / linear / flatten layers: float ANN, quantized ANN, SNN.
+    """Chain of conv3d / conv2d / linear / flatten / maxpool2d layers: float ANN, quantized
+    ANN, SNN.
 
     Parameters
     ----------
@@ -84,8 +100,9 @@ class DirectSNN(nn.Module):
         ``{"name", "type"}`` plus: conv ``out_channels``, ``kernel``, ``stride``, ``padding``
         (ints or per-axis lists; the first layer must be unpadded when ``input_zero`` is not
         0); linear ``out_features``; optional ``bn`` (batch norm in float training) on both;
-        flatten optional ``start_dim`` / ``end_dim`` (per-sample axes, like the bundle). The
-        last spec must be the linear output layer.
+        flatten optional ``start_dim`` / ``end_dim`` (per-sample axes, like the bundle);
+        maxpool2d ``kernel``, optional ``stride`` (default: the kernel), on (C, H, W) maps.
+        The last spec must be the linear output layer.
     input_scale : float
         Real value of one input integer step.
     input_zero : int
@@ -100,20 +117,37 @@ class DirectSNN(nn.Module):
     v_init : {"half", "zero"}
     gamma : float
         Surrogate-gradient height.
+    surrogate : str
+        The saturating membrane's gradient in SNN mode, one of
+        :data:`spikeforge.train.lif.SURROGATES` (``"stacked"``: SpQuant-SNN's sum of sigmoid
+        derivatives, one per step between membrane levels, with sharpness ``sharpness``).
+    shift_currents : bool
+        Keep the weights at their own scale and give each layer a ``current_shift`` ``k``
+        instead (``docs/neuron.md`` section 2): a membrane step is ``2**k`` current steps,
+        ``k`` the smallest that fits ``theta`` into ``theta_max(membrane_bits)`` steps, and
+        ``2**(k-1)`` is added to the bias so that the shift rounds. Without it (the shipped
+        16-bit presets) a threshold too large for the membrane coarsens the weights' step,
+        which a narrow membrane cannot afford. The output layer's shift is
+        :attr:`output_shift` (:meth:`calibrate_output_shift`).
     """
 
     def __init__(self, in_shape, specs, *, input_scale, input_zero=0, input_bits=8,
                  timesteps, weight_bits=6, bias_bits=24, membrane_bits=16, leak_frac_bits=8,
-                 learn_leak=True, v_init="half", gamma=0.3):
+                 learn_leak=True, v_init="half", gamma=0.3, surrogate="linear",
+                 sharpness=SHARPNESS, shift_currents=False):
         super().__init__()
         if not WEIGHT_BITS[0] <= weight_bits <= WEIGHT_BITS[1]:
             raise ValueError(f"weight_bits is {weight_bits}, outside the supported range "
                              f"{WEIGHT_BITS[0]}..{WEIGHT_BITS[1]}")
-        if not 2 <= membrane_bits <= 16 or membrane_bits - 1 + leak_frac_bits > 23:
+        low, high = DIRECT_MEMBRANE_BITS
+        if not low <= membrane_bits <= high or membrane_bits - 1 + leak_frac_bits > 23:
             raise ValueError(f"membrane_bits {membrane_bits} with leak_frac_bits "
                              f"{leak_frac_bits} would leave float32's exact range")
         if v_init not in ("half", "zero"):
             raise ValueError(f"v_init is {v_init!r}; expected 'half' or 'zero'")
+        if surrogate not in SURROGATES:
+            raise ValueError(f"surrogate is {surrogate!r}; expected one of "
+                             f"{', '.join(SURROGATES)}")
         self.in_shape, self.specs = tuple(in_shape), [dict(s) for s in specs]
         self.input_scale, self.input_zero = float(input_scale), int(input_zero)
         self.input_bits = int(input_bits)
@@ -121,6 +155,10 @@ class DirectSNN(nn.Module):
         self.bias_bits, self.membrane_bits = int(bias_bits), int(membrane_bits)
         self.leak_frac_bits, self.learn_leak = int(leak_frac_bits), bool(learn_leak)
         self.v_init, self.gamma, self.mode = v_init, float(gamma), "ann"
+        self.surrogate, self.sharpness = surrogate, float(sharpness)
+        self.shift_currents = bool(shift_currents)
+        #: ``current_shift`` of the output layer (with ``shift_currents``; 0 until calibrated).
+        self.output_shift = 0
         self.synaptic, self.norms = nn.ModuleDict(), nn.ModuleDict()
         shape = self.in_shape
         for spec in self.specs:
@@ -142,10 +180,18 @@ class DirectSNN(nn.Module):
         if kind not in _KEYS:
             raise ValueError(f"layer spec {name!r} has type {kind!r}; DirectSNN supports "
                              f"{', '.join(_KEYS)}")
-        extra = set(spec) - {"name", "type", "bn"} - _KEYS[kind]
-        if extra or (kind != "flatten" and not _KEYS[kind] <= set(spec)) \
-                or (kind == "flatten" and "bn" in spec):
+        optional = _OPTIONAL.get(kind, set())
+        extra = set(spec) - {"name", "type", "bn"} - _KEYS[kind] - optional
+        if extra or not (_KEYS[kind] - optional) <= set(spec) \
+                or (kind in _OPTIONAL and "bn" in spec):
             raise ValueError(f"layer spec {name!r} must have the keys {sorted(_KEYS[kind])}")
+        if kind == "maxpool2d":   # the contract's OR max-pool on spikes, a max on activations
+            if len(shape) != 3:
+                raise ValueError(f"max-pool {name!r} reads shape {shape}; it needs (C, H, W)")
+            spec["kernel"] = _tuple(spec["kernel"], 2)
+            spec["stride"] = _tuple(spec.get("stride", spec["kernel"]), 2)
+            return (shape[0], *[(s - k) // st + 1 for s, k, st in
+                                zip(shape[1:], spec["kernel"], spec["stride"])])
         if kind == "flatten":
             start = spec.setdefault("start_dim", 0)
             end = spec.setdefault("end_dim", len(shape) - 1)
@@ -176,14 +222,16 @@ class DirectSNN(nn.Module):
         """Per synaptic layer a dict of integer-valued tensors (straight-through gradients).
 
         ``weight`` (W_int), ``bias`` (b_int), ``step``, ``unit`` (real value of one current
-        step) and, for hidden layers, ``threshold`` (theta_int), ``theta`` (``theta_int *
-        unit``, straight-through to ``theta``) and ``factor`` (leak ``f``).
+        step), ``shift`` (the layer's ``current_shift``, an int), ``membrane_unit`` (``unit *
+        2**shift``, one membrane step) and, for hidden layers, ``threshold`` (theta_int),
+        ``theta`` (``theta_int * membrane_unit``, straight-through to ``theta``) and
+        ``factor`` (leak ``f``).
         """
         if len(self.norms):
             raise RuntimeError("fold the batch norms (fold_batchnorm) before quantized use")
         qmax = (1 << (self.weight_bits - 1)) - 1
         blow, bhigh = -(1 << (self.bias_bits - 1)), (1 << (self.bias_bits - 1)) - 1
-        theta_high = 1 << (self.membrane_bits - 2)
+        theta_high = theta_max(self.membrane_bits)
         one = 1 << self.leak_frac_bits
         result, s_in = {}, torch.tensor(self.input_scale)
         for name, module in self.synaptic.items():
@@ -191,16 +239,23 @@ class DirectSNN(nn.Module):
             step = torch.clamp(weight_scale(w, 1.0, self.weight_bits),
                                min=torch.finfo(w.dtype).tiny)
             unit = step * s_in
-            if name in self.thetas:   # coarser steps when theta would not fit the membrane
+            shift = self.output_shift if name == self.output_name else 0
+            if name in self.thetas and self.shift_currents:
+                shift = _shift_for(float(self.thetas[name].detach().abs() / unit), theta_high)
+            elif name in self.thetas:   # coarser steps when theta would not fit the membrane
                 unit = torch.maximum(unit, self.thetas[name].detach().abs() / theta_high)
                 step = unit / s_in
-            entry = {"unit": unit, "step": step,
+            membrane_unit = unit * (1 << shift)
+            rounding = (1 << shift) >> 1   # floor((I + 2**(k-1)) / 2**k) rounds I / 2**k
+            entry = {"unit": unit, "step": step, "shift": shift, "membrane_unit": membrane_unit,
                      "weight": torch.clamp(ste_round(w / step), -qmax, qmax),
-                     "bias": torch.clamp(ste_round(module.bias / unit), blow, bhigh)}
+                     "bias": torch.clamp(ste_round(module.bias / unit) + rounding, blow,
+                                         bhigh)}
             if name in self.thetas:
                 theta = self.thetas[name]
-                entry["threshold"] = torch.clamp(ste_round(theta / unit), 1, theta_high)
-                entry["theta"] = entry["threshold"] * unit
+                entry["threshold"] = torch.clamp(ste_round(theta / membrane_unit), 1,
+                                                 theta_high)
+                entry["theta"] = entry["threshold"] * membrane_unit
                 # beta is used clipped to 0..1, but its gradient always passes (a gradient
                 # pushing beta above 1 must not freeze it there).
                 raw = self.betas[name]
@@ -248,6 +303,25 @@ class DirectSNN(nn.Module):
             self.betas[name].fill_(1.0)
         return {name: float(self.thetas[name]) for name in self.hidden}
 
+    @torch.no_grad()
+    def calibrate_output_shift(self, x, percentile=99.9):
+        """Set :attr:`output_shift` (with ``shift_currents``) from the quantized ANN's output
+        on ``x``: the smallest shift that keeps the ``percentile`` of ``T * max(logits)`` per
+        sample (the winning class's output membrane in a rate-coded SNN) within the
+        membrane; the losers may saturate at the bottom without changing the argmax.
+        Returns it."""
+        if not self.shift_currents:
+            return 0
+        mode, self.mode = self.mode, "qann"
+        self.output_shift = 0
+        logits = self(x)
+        self.mode = mode
+        unit = float(self.quant_layers()[self.output_name]["unit"])
+        peak = float(torch.quantile(logits.max(dim=1).values.clamp(min=0), percentile / 100.0))
+        self.output_shift = _shift_for(self.timesteps * peak / unit,
+                                       (1 << (self.membrane_bits - 1)) - 1)
+        return self.output_shift
+
     def parameters_for(self, mode):
         """The parameters a mode trains (``ann``: no thresholds/leaks; ``qann``: no leaks)."""
         skip = set()
@@ -282,6 +356,9 @@ class DirectSNN(nn.Module):
             if spec["type"] == "flatten":
                 h = torch.flatten(h, spec["start_dim"] + 1, spec["end_dim"] + 1)
                 continue
+            if spec["type"] == "maxpool2d":
+                h = F.max_pool2d(h, spec["kernel"], spec["stride"])
+                continue
             if quant is None:
                 module = self.synaptic[name]
                 h = self._synapse(spec, h, module.weight, module.bias)
@@ -290,7 +367,8 @@ class DirectSNN(nn.Module):
                 h = F.relu(h) if name != self.output_name else h
             else:
                 q = quant[name]
-                h = self._synapse(spec, h, q["weight"] * q["step"], q["bias"] * q["unit"])
+                bias = q["bias"] - ((1 << q["shift"]) >> 1)   # without the rounding offset
+                h = self._synapse(spec, h, q["weight"] * q["step"], bias * q["unit"])
                 if name != self.output_name:
                     h = qrelu(h, q["theta"], self.timesteps)
             if name != self.output_name:
@@ -307,24 +385,41 @@ class DirectSNN(nn.Module):
             if spec["type"] == "flatten":
                 h = torch.flatten(h, spec["start_dim"] + 2, spec["end_dim"] + 2)
                 continue
+            if spec["type"] == "maxpool2d":   # OR of the window's spikes
+                pooled = F.max_pool2d(h.reshape(timesteps * n, *h.shape[2:]), spec["kernel"],
+                                      spec["stride"])
+                h = pooled.reshape(timesteps, n, *pooled.shape[1:])
+                continue
             q = quant[name]
             source = h if first else h.reshape(timesteps * n, *h.shape[2:])
             current = self._synapse(spec, source, q["weight"], q["bias"])
             if not first:
                 current = current.reshape(timesteps, n, *current.shape[1:])
+            if q["shift"]:   # what the membrane integrates: floor(I / 2**k), straight-through
+                exact = current / (1 << q["shift"])
+                current = exact + (torch.floor(exact) - exact).detach()
             if name == self.output_name:
                 v = torch.zeros_like(current[0])
                 for t in range(timesteps):
                     v = torch.clamp(v + current[t], low, high)
-                logits = v * q["unit"] / timesteps
+                logits = v * q["membrane_unit"] / timesteps
                 return (logits, trains) if record else logits
             theta = q["threshold"]
             v0 = int(theta.detach()) >> 1 if self.v_init == "half" else 0
             h = lif(current, theta, q["factor"], timesteps=timesteps, constant=first, v0=v0,
-                    low=low, high=high, frac=float(1 << self.leak_frac_bits), gamma=self.gamma)
+                    low=low, high=high, frac=float(1 << self.leak_frac_bits), gamma=self.gamma,
+                    surrogate=self.surrogate, sharpness=self.sharpness)
             trains[name] = h
             first = False
         raise AssertionError("unreachable: the last spec is the output layer")
+
+
+def _shift_for(ratio, limit):
+    """The smallest ``k`` in :data:`CURRENT_SHIFTS` with ``ratio / 2**k <= limit``."""
+    low, high = CURRENT_SHIFTS
+    if ratio <= limit:
+        return low
+    return max(low, min(high, math.ceil(math.log2(ratio / limit))))
 
 
 def _int_list(tensor, dtype):
@@ -354,6 +449,10 @@ def network_parts(net, *, name, input_spec, dataset=None, metadata=None):
             obj.update(start_dim=spec["start_dim"], end_dim=spec["end_dim"])
             layers.append(obj)
             continue
+        if spec["type"] == "maxpool2d":
+            obj.update(kernel=list(spec["kernel"]), stride=list(spec["stride"]))
+            layers.append(obj)
+            continue
         q = quant[spec["name"]]
         weight = _int_list(q["weight"], np.int64)
         bias = _int_list(q["bias"], np.int64)
@@ -368,15 +467,17 @@ def network_parts(net, *, name, input_spec, dataset=None, metadata=None):
         arrays[f"{spec['name']}.weight"] = weight.astype(np.int8)
         arrays[f"{spec['name']}.bias"] = bias.astype(np.int32)
         scaling[spec["name"]] = {"unit": float(q["unit"])}
+        shift = {"current_shift": q["shift"]} if q["shift"] else {}
         if spec["name"] == net.output_name:
             obj["output"] = "membrane"
-            obj["neuron"] = {"leak": {"kind": "none"}}
+            obj["neuron"] = {"leak": {"kind": "none"}, **shift}
         else:
             factor = int(_int_list(q["factor"], np.int64))
             leak = {"kind": "none"} if factor == 1 << net.leak_frac_bits else \
                 {"kind": "mul", "factor": factor, "frac_bits": net.leak_frac_bits}
             obj["neuron"] = {"threshold": int(_int_list(q["threshold"], np.int64)),
-                             "reset": "subtract", "v_init": net.v_init, "leak": leak}
+                             "reset": "subtract", "v_init": net.v_init, "leak": leak,
+                             **shift}
             scaling[spec["name"]].update(
                 theta=float(q["theta"]), beta=float(net.betas[spec["name"]].detach().clamp(0, 1)))
         layers.append(obj)

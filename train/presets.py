@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from spikeforge.golden.manifest import WEIGHT_BITS
 
-__all__ = ["PRESETS", "PRUNABLE_PRESETS", "PresetResult", "train_preset"]
+__all__ = ["PRESETS", "PRUNABLE_PRESETS", "DIRECT_PRESETS", "NARROW_MEMBRANE_PRESETS",
+           "DIRECT_MEMBRANE_BITS", "SURROGATES", "PresetResult", "train_preset"]
 
 #: Preset name -> one-line description.
 PRESETS = {
@@ -35,6 +36,18 @@ PRESETS = {
 }
 #: Presets that ``prune`` applies to (their recipe has a validation split to choose epochs on).
 PRUNABLE_PRESETS = ("mnist-vgg", "mnist-resnet")
+#: Presets trained directly as SNNs (:class:`~spikeforge.train.direct.DirectSNN`), which take
+#: a membrane width and a saturation surrogate.
+DIRECT_PRESETS = ("indian-pines-3d", "indian-pines-hybrid")
+#: Presets that train for a narrow membrane (``membrane_bits``): the direct ones, and
+#: ``mnist-vgg``, which then trains directly too (:mod:`spikeforge.train.mnist_direct`).
+NARROW_MEMBRANE_PRESETS = ("mnist-vgg", *DIRECT_PRESETS)
+#: Membrane widths a directly trained SNN may have, inclusive (the training forward pass is
+#: exact in float32 up to 16 bits; 2 bits leaves thresholds of 1 only).
+DIRECT_MEMBRANE_BITS = (2, 16)
+#: The membrane's saturation surrogates (:data:`spikeforge.train.lif.SURROGATES`, written
+#: here so that the command line does not import torch; tests/test_train_lif.py checks it).
+SURROGATES = ("linear", "stacked")
 
 
 @dataclass
@@ -57,7 +70,7 @@ DEFAULT_THREADS = 1
 
 def train_preset(preset, out, *, epochs=None, timesteps=None, weight_bits=None, seed=0,
                  data_dir=None, train_limit=None, log=print, prune=None, hsi=None,
-                 threads=DEFAULT_THREADS):
+                 threads=DEFAULT_THREADS, membrane_bits=None, surrogate=None):
     """Train ``preset`` and write its bundle to ``out``.
 
     Parameters
@@ -93,6 +106,14 @@ def train_preset(preset, out, *, epochs=None, timesteps=None, weight_bits=None, 
         PyTorch intra-op threads for the whole run (``torch.set_num_threads``; restored
         afterwards), recorded in the metadata as ``torch_threads``. The same ``seed`` and
         ``threads`` give the same arrays, however loaded the machine.
+    membrane_bits : int, optional
+        :data:`NARROW_MEMBRANE_PRESETS` only: train for a membrane of this width
+        (:data:`DIRECT_MEMBRANE_BITS`; default 16) with per-layer current shifts. Below 16,
+        ``mnist-vgg`` is trained directly as an SNN (:mod:`spikeforge.train.mnist_direct`)
+        instead of converted.
+    surrogate : str, optional
+        The saturating membrane's gradient (:data:`SURROGATES`; default ``"stacked"``
+        below 16 bits, else ``"linear"``), for the same presets.
 
     Returns
     -------
@@ -106,6 +127,22 @@ def train_preset(preset, out, *, epochs=None, timesteps=None, weight_bits=None, 
     if prune and prune.get("sparsity") and preset not in PRUNABLE_PRESETS:
         raise ValueError(f"pruning is implemented for the presets {', '.join(PRUNABLE_PRESETS)}"
                          f", not for {preset!r}")
+    if (membrane_bits is not None or surrogate is not None) and \
+            preset not in NARROW_MEMBRANE_PRESETS:
+        raise ValueError(f"membrane-aware training is implemented for the presets "
+                         f"{', '.join(NARROW_MEMBRANE_PRESETS)}, not for {preset!r}")
+    low, high = DIRECT_MEMBRANE_BITS
+    if membrane_bits is not None and not low <= membrane_bits <= high:
+        raise ValueError(f"membrane bits must lie in {low}..{high}, not {membrane_bits}")
+    if surrogate is not None and surrogate not in SURROGATES:
+        raise ValueError(f"surrogate is {surrogate!r}; expected one of {', '.join(SURROGATES)}")
+    narrow = membrane_bits is not None and membrane_bits < 16
+    if surrogate is not None and preset not in DIRECT_PRESETS and not narrow:
+        raise ValueError(f"{preset} at a 16-bit membrane is converted, not trained as an SNN: "
+                         f"a surrogate applies only with membrane_bits below 16")
+    if prune and prune.get("sparsity") and narrow:
+        raise ValueError("pruning a network trained for a narrow membrane is not implemented; "
+                         "leave out membrane_bits or prune")
     import torch
 
     previous = torch.get_num_threads()
@@ -113,13 +150,14 @@ def train_preset(preset, out, *, epochs=None, timesteps=None, weight_bits=None, 
     try:
         return _train(preset, out, epochs=epochs, timesteps=timesteps, weight_bits=weight_bits,
                       seed=seed, data_dir=data_dir, train_limit=train_limit, log=log,
-                      prune=prune, hsi=hsi, threads=threads)
+                      prune=prune, hsi=hsi, threads=threads, membrane_bits=membrane_bits,
+                      surrogate=surrogate)
     finally:
         torch.set_num_threads(previous)
 
 
 def _train(preset, out, *, epochs, timesteps, weight_bits, seed, data_dir, train_limit, log,
-           prune, hsi, threads):
+           prune, hsi, threads, membrane_bits, surrogate):
     started = time.perf_counter()
     if preset == "digits-conv":
         from .digits import DigitsConfig, train_digits
@@ -141,7 +179,25 @@ def _train(preset, out, *, epochs, timesteps, weight_bits, seed, data_dir, train
 
         run = train_hsi_preset(preset, out, epochs=epochs, timesteps=timesteps,
                                weight_bits=weight_bits, seed=seed, data_dir=data_dir,
-                               train_limit=train_limit, log=log, **(hsi or {}))
+                               train_limit=train_limit, log=log, membrane_bits=membrane_bits,
+                               surrogate=surrogate, **(hsi or {}))
+        test_images = run.network.metadata["test_images"]
+    elif membrane_bits is not None and membrane_bits < 16:   # mnist-vgg, trained directly
+        from .mnist_direct import MnistDirectConfig, train_mnist_direct
+
+        overrides = {"seed": seed, "membrane_bits": membrane_bits, "train_limit": train_limit,
+                     "eval_limit": train_limit}
+        if train_limit is not None:
+            overrides["calibration_images"] = min(256, train_limit)
+        if epochs is not None:
+            overrides.update(ann_epochs=epochs, qann_epochs=epochs, snn_epochs=epochs)
+        for key, value in (("timesteps", timesteps), ("weight_bits", weight_bits),
+                           ("surrogate", surrogate)):
+            if value is not None:
+                overrides[key] = value
+        extra = {"preset": preset, "seed": seed, "torch_threads": threads}
+        run = train_mnist_direct(out, MnistDirectConfig(**overrides), data_dir=data_dir,
+                                 log=log, extra_metadata=extra)
         test_images = run.network.metadata["test_images"]
     else:
         from .mnist import MnistConfig, train_mnist
