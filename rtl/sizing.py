@@ -23,8 +23,8 @@ from .config import AcceleratorConfig, layer_positions
 from .layout import (pixel_count, plan_current_bound, plan_network, segment_weight_bits)
 from .checks import check_int
 
-__all__ = ["MemorySizes", "Design", "BOARD_DESIGNS", "DEFAULT_BOARD", "for_board", "sizes_for",
-           "fitted", "check_membrane_width", "design_for"]
+__all__ = ["MemorySizes", "Design", "BOARD_DESIGNS", "DEFAULT_BOARD", "for_board",
+           "with_membrane_width", "sizes_for", "fitted", "check_membrane_width", "design_for"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,13 +138,29 @@ def for_board(board, *, pes=None, first_layer=None, membrane_bits=None,
     if board not in BOARD_DESIGNS:
         raise ValueError(f"unknown board {board!r}; known boards: {', '.join(BOARD_DESIGNS)}")
     design = BOARD_DESIGNS[board]
-    changes = {key: value for key, value in (("pes", pes), ("first_layer", first_layer),
-                                             ("membrane_bits", membrane_bits))
+    changes = {key: value for key, value in (("pes", pes), ("first_layer", first_layer))
                if value is not None}
-    if current_shifter or (membrane_bits is not None
-                           and membrane_bits < design.config.membrane_bits):
+    if current_shifter:
         changes["current_shifter"] = True
-    return replace(design, config=replace(design.config, **changes)) if changes else design
+    config = replace(design.config, **changes) if changes else design.config
+    if membrane_bits is not None:
+        config = with_membrane_width(config, membrane_bits)
+    return design if config == design.config else replace(design, config=config)
+
+
+def with_membrane_width(config, membrane_bits):
+    """``config`` with ``membrane_bits``-wide membrane memories; narrower than ``config``'s
+    own, it also gets the current shifter (the networks trained for narrow membranes shift
+    their currents, ``docs/neuron.md`` section 2).
+
+    Raises
+    ------
+    TypeError
+        ``membrane_bits`` outside the contract's range (``AcceleratorConfig``'s check).
+    """
+    narrower = membrane_bits < config.membrane_bits if isinstance(membrane_bits, int) else False
+    return replace(config, membrane_bits=membrane_bits,
+                   current_shifter=config.current_shifter or narrower)
 
 
 def sizes_for(network, config, floor=MemorySizes()):

@@ -28,7 +28,8 @@ SMALL = AcceleratorConfig(pes=4, max_positions=64, weight_depth=256, spike_memor
 KNOWN_FIELDS = ("format, format_version, pes, taps_per_cycle, weight_bits, membrane_bits, "
                 "psum_bits, max_positions, max_in_channels, max_out_channels, max_feature_size, "
                 "max_timesteps, weight_depth, spike_memory_bits, spike_bitmaps, leak_multiplier, "
-                "weight_packing, space_to_depth, first_layer, pim_rows, pim_columns, clock_hz")
+                "current_shifter, weight_packing, space_to_depth, first_layer, pim_rows, "
+                "pim_columns, clock_hz")
 
 
 def _tree(folder):

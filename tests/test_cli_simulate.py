@@ -45,7 +45,7 @@ def test_simulate_on_narrow_membrane_memories(tmp_path, capsys):
     assert status == 0, err
     summary = json.loads(out)
     board = for_board("pynq-z2", pes=4).config.to_json()
-    assert summary["design"]["config"] == {**board, "membrane_bits": 4}
+    assert summary["design"]["config"] == {**board, "membrane_bits": 4, "current_shifter": True}
     assert (summary["images"], summary["mismatches"], summary["failed"]) == (2, 0, 0)
     assert summary["cycles"] == summary["predicted_cycles"]
 

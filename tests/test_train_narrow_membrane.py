@@ -194,6 +194,7 @@ def test_cli_quick_narrow_membrane_training_writes_an_exact_shifting_bundle(tmp_
     network = golden.read_bundle(out)
     config = network.metadata["config"]
     assert network.membrane_bits == 4 and config["membrane_bits"] == 4
+    assert network.name == "indian_pines_3d_m4"
     assert config["surrogate"] == "stacked" and config["shift_currents"] is True
     shifts = [layer.neuron.current_shift for layer in network.layers if layer.is_synaptic]
     assert all(shift > 0 for shift in shifts)
@@ -233,6 +234,7 @@ def test_cli_quick_narrow_mnist_trains_directly_and_exports_an_exact_bundle(tmp_
     meta = network.metadata
     assert meta["recipe"] == "mnist-direct-snn-v1" and meta["preset"] == "mnist-vgg"
     assert network.membrane_bits == 4 and meta["config"]["surrogate"] == "stacked"
+    assert network.name == "mnist_vgg_m4"
     assert [layer.type for layer in network.layers][:2] == ["conv2d", "maxpool2d"]
     assert all(layer.neuron.current_shift > 0 for layer in network.layers if layer.is_synaptic)
     x, y = mnist_test(SHARED)

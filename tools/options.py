@@ -264,21 +264,25 @@ def check_output_folder(path):
 def with_pes(config, pes):
     """``config`` with ``pes`` PEs (unchanged for ``None``); a PE count no design can have
     (``AcceleratorConfig``'s checks name the limit) is a usage error."""
-    return _with_option(config, "--pes", pes=pes)
+    return _with_option(config, "--pes", pes, lambda: replace(config, pes=pes))
 
 
 def with_membrane_bits(config, membrane_bits):
-    """``config`` with ``membrane_bits``-wide membrane memories (unchanged for ``None``); a
-    width outside the contract's range is a usage error."""
-    return _with_option(config, "--membrane-bits", membrane_bits=membrane_bits)
+    """``config`` with ``membrane_bits``-wide membrane memories (unchanged for ``None``;
+    narrower ones bring the current shifter, ``rtl.sizing.with_membrane_width``); a width
+    outside the contract's range is a usage error."""
+    from spikeforge.rtl.sizing import with_membrane_width
+
+    return _with_option(config, "--membrane-bits", membrane_bits,
+                        lambda: with_membrane_width(config, membrane_bits))
 
 
-def _with_option(config, option, **change):
-    (value,) = change.values()
+def _with_option(config, option, value, change):
+    """``change()`` (the config with ``option``'s ``value``), or ``config`` for ``None``."""
     if value is None:
         return config
     try:
-        return replace(config, **change)
+        return change()
     except (TypeError, ValueError) as error:
         raise CLIError(f"{option} {value} makes no valid design: {one_line(error)}") from None
 

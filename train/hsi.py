@@ -272,6 +272,8 @@ def _train(preset, out, config, *, data_dir, log, extra_metadata):
         "flush_denormal": True, **(extra_metadata or {}),
     }
     dataset = {"name": scene_name, "hsi": data.record}
+    if config.membrane_bits < 16:   # a narrow-membrane run names its width
+        bundle_name = f"{bundle_name}_m{config.membrane_bits}"
     kwargs = dict(name=bundle_name, input_spec=input_spec, dataset=dataset)
     network = golden.network_from_parts(*network_parts(net, metadata=metadata, **kwargs))
     # The training forward pass is the integer SNN; the golden model confirms it on a sample

@@ -196,7 +196,10 @@ def _train(out, config, *, data_dir, log, extra_metadata):
     dataset = {"name": "mnist", "split": {"train": "MNIST train minus validation",
                                           "validation": dict(VALIDATION),
                                           "test": "MNIST t10k"}}
-    kwargs = dict(name="mnist_vgg", input_spec=INPUT_SPEC, dataset=dataset)
+    # The name says the widths: mnist_vgg_m4, or mnist_vgg_w2_m3 with ternary weights.
+    widths = "" if config.weight_bits == 4 else f"_w{config.weight_bits}"
+    kwargs = dict(name=f"mnist_vgg{widths}_m{config.membrane_bits}", input_spec=INPUT_SPEC,
+                  dataset=dataset)
     # The training forward pass is the integer SNN; the golden model confirms it here on
     # the first 256 test images (the tests and `spikeforge golden` do the whole set).
     network = golden.network_from_parts(*network_parts(net, metadata=metadata, **kwargs))
