@@ -59,7 +59,7 @@ from .qnet import QuantNet
 from .robust import CALIBRATION_PASSES, convert_and_calibrate
 
 __all__ = ["RECIPE", "MNIST_PRESETS", "INPUT_SPEC", "VALIDATION", "MnistConfig", "MnistRun",
-           "vgg_specs", "resnet_specs", "train_mnist"]
+           "input_spec", "split_indices", "vgg_specs", "resnet_specs", "train_mnist"]
 
 RECIPE = "mnist-qat-qrelu-conversion-v1"
 #: Direct (analog) encoding: 8-bit pixels, raw MNIST values 0..255.
@@ -67,6 +67,19 @@ INPUT_SPEC = {"shape": [1, 28, 28], "bits": 8, "raw_min": 0.0, "raw_max": 255.0}
 #: The held-out validation split of MNIST's 60000 training images (recorded in the bundle).
 VALIDATION = {"method": "numpy.random.default_rng(seed).permutation(60000)[:size]",
               "size": 5000, "seed": 0}
+
+
+def input_spec():
+    """:data:`INPUT_SPEC` as a :class:`spikeforge.golden.InputSpec`."""
+    return golden.InputSpec(tuple(INPUT_SPEC["shape"]), INPUT_SPEC["bits"],
+                            INPUT_SPEC["raw_min"], INPUT_SPEC["raw_max"])
+
+
+def split_indices(count, *, train_limit=None, eval_limit=None):
+    """``(train, validation)`` indices into MNIST's ``count`` training images: the
+    :data:`VALIDATION` split, each part cut to its limit (smoke tests)."""
+    order = np.random.default_rng(VALIDATION["seed"]).permutation(count)
+    return order[VALIDATION["size"]:][:train_limit], order[:VALIDATION["size"]][:eval_limit]
 
 
 def _conv(name, channels, kernel=3, stride=1, padding=1, **extra):
@@ -216,12 +229,10 @@ def _train_mnist(preset, out, config, *, data_dir, log, extra_metadata, refine=N
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    spec = golden.InputSpec(tuple(INPUT_SPEC["shape"]), INPUT_SPEC["bits"],
-                            INPUT_SPEC["raw_min"], INPUT_SPEC["raw_max"])
+    spec = input_spec()
     split = mnist_split(data_dir)
-    order = np.random.default_rng(VALIDATION["seed"]).permutation(len(split.y_train))
-    val_index = order[:VALIDATION["size"]][:config.eval_limit]
-    train_index = order[VALIDATION["size"]:][:config.train_limit]
+    train_index, val_index = split_indices(len(split.y_train), train_limit=config.train_limit,
+                                           eval_limit=config.eval_limit)
     x_train, _ = ann_inputs(split.x_train[train_index], spec)
     y_train = torch.as_tensor(split.y_train[train_index])
     x_val, _ = ann_inputs(split.x_train[val_index], spec)

@@ -34,7 +34,7 @@ from spikeforge.data.datasets import mnist_split
 
 from .direct import DirectSNN, network_parts
 from .fit import ann_inputs, run_epoch, shift_batch
-from .mnist import INPUT_SPEC, VALIDATION, vgg_specs
+from .mnist import INPUT_SPEC, VALIDATION, input_spec, split_indices, vgg_specs
 
 __all__ = ["RECIPE", "MnistDirectConfig", "MnistDirectRun", "train_mnist_direct"]
 
@@ -133,12 +133,10 @@ def _train(out, config, *, data_dir, log, extra_metadata):
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    spec = golden.InputSpec(tuple(INPUT_SPEC["shape"]), INPUT_SPEC["bits"],
-                            INPUT_SPEC["raw_min"], INPUT_SPEC["raw_max"])
+    spec = input_spec()
     split = mnist_split(data_dir)
-    order = np.random.default_rng(VALIDATION["seed"]).permutation(len(split.y_train))
-    val_index = order[:VALIDATION["size"]][:config.eval_limit]
-    train_index = order[VALIDATION["size"]:][:config.train_limit]
+    train_index, val_index = split_indices(len(split.y_train), train_limit=config.train_limit,
+                                           eval_limit=config.eval_limit)
     # DirectSNN takes the integer pixels (it applies the input scale itself).
     _, pixels = ann_inputs(split.x_train[train_index], spec)
     x_train = torch.as_tensor(pixels, dtype=torch.float32)
