@@ -240,3 +240,39 @@ def test_cli_quick_narrow_mnist_trains_directly_and_exports_an_exact_bundle(tmp_
     x, y = mnist_test(SHARED)
     reference = assert_bit_exact(network, golden.quantize_input(x[:64], network.input))
     assert meta["snn_correct"] == int((reference.predictions == y[:64]).sum())
+
+
+# ----------------------------------------------------------------------------- shipped bundles
+
+def _shipped(name):
+    from pathlib import Path
+
+    import spikeforge
+
+    return golden.read_bundle(Path(spikeforge.__file__).resolve().parent / "models" / name)
+
+
+@pytest.mark.parametrize("name, recipe", [("indian_pines_3d_m4.sfb", "hsi-direct-snn-v1"),
+                                          ("mnist_vgg_m4.sfb", "mnist-direct-snn-v1")])
+def test_shipped_narrow_bundle_is_a_4_bit_exact_network(name, recipe):
+    """The shipped 4-bit bundles: 4-bit membranes with current shifts on every synaptic
+    layer, recorded as trained at 4 bits, and bit-exact between the golden model and the
+    integer simulation on a fixed sample of their test split."""
+    from spikeforge.data.datasets import mnist_test
+    from test_train_hsi import SHARED
+
+    network = _shipped(name)
+    meta = network.metadata
+    assert network.membrane_bits == 4 and meta["recipe"] == recipe
+    assert meta["config"]["membrane_bits"] == 4 and meta["config"]["surrogate"] == "stacked"
+    assert all(layer.neuron.current_shift > 0 for layer in network.layers if layer.is_synaptic)
+    if recipe.startswith("hsi"):
+        from spikeforge.data import hsi
+
+        x, _, _ = hsi.rebuild_test(network.dataset["hsi"], SHARED)
+    else:
+        x, _ = mnist_test(SHARED)
+    index = np.linspace(0, len(x) - 1, 16).astype(np.int64)
+    reference = assert_bit_exact(network, golden.quantize_input(x[index], network.input))
+    for layer_name, count in reference.spikes.items():
+        assert count.sum() > 0, layer_name
