@@ -23,7 +23,9 @@ DESCRIPTION = ("Train a preset network as a float ANN, retrain it with quantized
                "with the float ANN, quantized ANN and SNN (golden model) test accuracies in its "
                "metadata. Progress goes to stderr. Presets: digits-conv, mnist-vgg, "
                "mnist-resnet; indian-pines-3d and indian-pines-hybrid train the SNN directly "
-               "(surrogate gradients, learnable leak and threshold) after the quantized ANN. "
+               "(surrogate gradients, learnable leak and threshold) after the quantized ANN; "
+               "--membrane-bits B trains mnist-vgg and the hyperspectral presets for a narrow "
+               "B-bit membrane (mnist-vgg then directly as an SNN). "
                "Needs `pip install spikeforge[train]`.")
 
 #: ``train.prune``'s MODES and VARIANTS, written out so that the command line does not import
