@@ -9,6 +9,7 @@ The meaning of every field is defined in ``docs/neuron.md`` (arithmetic) and
 ``docs/bundle.md`` (storage). This module only holds the data and derives shapes.
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,7 @@ __all__ = [
     "Network",
     "conv_output_size",
     "int_range",
+    "smallest_shift",
     "CURRENT_SHIFTS",
 ]
 
@@ -44,6 +46,12 @@ def int_range(bits, *, signed=True):
     if signed:
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     return 0, (1 << bits) - 1
+
+
+def smallest_shift(value, limit):
+    """Smallest ``k >= 0`` with ``value / 2**k <= limit`` (``limit > 0``): how far a
+    magnitude must be shifted right to fit (weights narrowed, currents shifted)."""
+    return max(0, math.ceil(math.log2(value / limit))) if value > limit else 0
 
 
 def conv_output_size(size, kernel, stride, padding):

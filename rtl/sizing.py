@@ -219,13 +219,18 @@ def fitted(network, *, pes=64, first_layer="mac", **fixed):
         spike_bitmaps=min(16, max(base.spike_bitmaps, layout.bitmaps)),
         leak_multiplier=base.leak_multiplier or any(
             layer.neuron is not None and layer.neuron.leak.kind == "mul" for layer in layers),
-        current_shifter=base.current_shifter or any(
-            layer.neuron is not None and layer.neuron.current_shift for layer in layers))
+        current_shifter=base.current_shifter or shifts_currents(network))
     report = config.fits(network)
     if not report:
         raise ValueError(f"network {network.name!r} does not fit any {pes}-PE design: "
                          + "; ".join(report.reasons))
     return Design(config, sizes_for(network, config))
+
+
+def shifts_currents(network):
+    """Whether a neuron of ``network`` shifts its current (it needs the current shifter)."""
+    return any(layer.neuron is not None and layer.neuron.current_shift
+               for layer in network.layers)
 
 
 def check_membrane_width(network, membrane_bits):
@@ -249,11 +254,9 @@ def design_for(network, *, pes=64, first_layer="mac", board=DEFAULT_BOARD,
     """
     check_membrane_width(network, membrane_bits)
     narrow = {} if membrane_bits is None else {"membrane_bits": membrane_bits}
-    shifts = any(layer.neuron is not None and layer.neuron.current_shift
-                 for layer in network.layers)
     if board is not None:
-        design = for_board(board, pes=pes, first_layer=first_layer, current_shifter=shifts,
-                           **narrow)
+        design = for_board(board, pes=pes, first_layer=first_layer,
+                           current_shifter=shifts_currents(network), **narrow)
         if design.config.fits(network):
             need = sizes_for(network, design.config, _NOTHING)
             if all(getattr(need, f.name) <= getattr(design.sizes, f.name)

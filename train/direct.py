@@ -56,8 +56,6 @@ first layer is unpadded). Training ``snn`` straight after :meth:`~DirectSNN.cali
 training from the ANN's initialisation (DIET-SNN's hybrid start).
 """
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -65,13 +63,13 @@ from torch import nn
 
 from spikeforge.golden.bundle import FORMAT_NAME, FORMAT_VERSION
 from spikeforge.golden.manifest import WEIGHT_BITS
-from spikeforge.golden.network import CURRENT_SHIFTS
+from spikeforge.golden.network import CURRENT_SHIFTS, smallest_shift
 
 from .lif import SHARPNESS, SURROGATES, lif
 from .presets import DIRECT_MEMBRANE_BITS
 from .quant import qrelu, ste_round, theta_max, weight_scale
 
-__all__ = ["MODES", "DirectSNN", "network_parts"]
+__all__ = ["MODES", "DirectSNN", "network_parts", "mode_optimizer"]
 
 _CONV = {"conv2d": (2, F.conv2d, nn.Conv2d, nn.BatchNorm2d),
          "conv3d": (3, F.conv3d, nn.Conv3d, nn.BatchNorm3d)}
@@ -414,12 +412,22 @@ class DirectSNN(nn.Module):
         raise AssertionError("unreachable: the last spec is the output layer")
 
 
+def mode_optimizer(net, *, lr, leak_lr, steps):
+    """``(optimizer, schedule)`` for a phase of ``net``'s current ``mode``: Adam over the
+    parameters the mode trains, the leak factors at their own ``leak_lr``, and cosine decay
+    over ``steps`` optimizer steps (stepped after every batch)."""
+    params = net.parameters_for(net.mode)
+    leaks = {id(p) for p in net.betas.parameters()}
+    optimizer = torch.optim.Adam([{"params": [p for p in params if id(p) not in leaks]},
+                                  {"params": [p for p in params if id(p) in leaks],
+                                   "lr": leak_lr}], lr=lr)
+    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+
+
 def _shift_for(ratio, limit):
-    """The smallest ``k`` in :data:`CURRENT_SHIFTS` with ``ratio / 2**k <= limit``."""
-    low, high = CURRENT_SHIFTS
-    if ratio <= limit:
-        return low
-    return max(low, min(high, math.ceil(math.log2(ratio / limit))))
+    """The smallest ``k`` with ``ratio / 2**k <= limit``, at most the contract's largest
+    current shift (:data:`CURRENT_SHIFTS`)."""
+    return min(CURRENT_SHIFTS[1], smallest_shift(ratio, limit))
 
 
 def _int_list(tensor, dtype):

@@ -47,7 +47,7 @@ import torch
 from spikeforge import golden
 from spikeforge.data import hsi
 
-from .direct import DirectSNN, network_parts
+from .direct import DirectSNN, mode_optimizer, network_parts
 from .fit import run_epoch
 
 __all__ = ["RECIPE", "HSI_PRESETS", "NARROW_SNN_PHASE", "HSIConfig", "HSIRun", "specs_3d",
@@ -161,13 +161,8 @@ def _predict(net, x, batch_size=512):
 def _epochs(net, x, y, *, epochs, lr, config, generator, log):
     """Adam with cosine decay in ``net.mode``; one log line per epoch (loss, training accuracy)."""
     label = net.mode
-    params = net.parameters_for(net.mode)
-    leaks = {id(p) for p in net.betas.parameters()}
-    optimizer = torch.optim.Adam([{"params": [p for p in params if id(p) not in leaks]},
-                                  {"params": [p for p in params if id(p) in leaks],
-                                   "lr": config.leak_lr}], lr=lr)
     steps = max(1, epochs * ((len(x) + config.batch_size - 1) // config.batch_size))
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    optimizer, schedule = mode_optimizer(net, lr=lr, leak_lr=config.leak_lr, steps=steps)
     for epoch in range(epochs):
         start = time.perf_counter()
         loss, train = run_epoch(

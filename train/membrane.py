@@ -45,6 +45,7 @@ import math
 import numpy as np
 
 from spikeforge import golden
+from spikeforge.golden.network import smallest_shift
 
 __all__ = ["MIN_MEMBRANE_BITS", "output_peak", "narrow_network"]
 
@@ -55,11 +56,6 @@ MIN_MEMBRANE_BITS = 4
 def _round(x):
     """Round half to even (unbiased; the module docstring says why)."""
     return np.rint(np.asarray(x, dtype=np.float64)).astype(np.int64)
-
-
-def _shift_for(value, limit):
-    """Smallest ``k >= 0`` with ``value / 2**k <= limit``."""
-    return max(0, math.ceil(math.log2(value / limit))) if value > limit else 0
 
 
 def output_peak(network, x, *, chunk=25):
@@ -123,7 +119,7 @@ def narrow_network(network, bits, *, peak=None):
         if layer.output == "current":
             needs[layer.name] = 0
             continue
-        need = needs[layer.name] = _shift_for(layer.neuron.threshold, limit)
+        need = needs[layer.name] = smallest_shift(layer.neuron.threshold, limit)
         room_w, cut_in, cut_w = _magnitude_bits(layer.weight), 0, 0
         for _ in range(need):   # ties go to the input; it keeps at least 1 bit
             if input_bits - cut_in > 1 and input_bits - cut_in >= room_w - cut_w:
@@ -155,9 +151,9 @@ def narrow_network(network, bits, *, peak=None):
         if layer.neuron is None or (layer.is_synaptic and layer.is_direct_encoded):
             continue
         if layer.output == "membrane":
-            k = 0 if peak is None else _shift_for(peak, (1 << (bits - 1)) - 1)
+            k = 0 if peak is None else smallest_shift(peak, (1 << (bits - 1)) - 1)
         else:
-            k = _shift_for(layer.neuron.threshold, limit)
+            k = smallest_shift(layer.neuron.threshold, limit)
         if layer.neuron.leak.kind == "shift" and layer.neuron.leak.shift > bits - 1:
             raise ValueError(f"layer {layer.name!r} has a shift leak of {layer.neuron.leak.shift}"
                              f", more than a {bits}-bit membrane allows")

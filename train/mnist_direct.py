@@ -32,8 +32,8 @@ import torch
 from spikeforge import golden
 from spikeforge.data.datasets import mnist_split
 
-from .direct import DirectSNN, network_parts
-from .fit import ann_inputs, run_epoch, shift_batch
+from .direct import DirectSNN, mode_optimizer, network_parts
+from .fit import accuracy, best_state, run_epoch, shift_batch
 from .mnist import INPUT_SPEC, VALIDATION, input_spec, split_indices, vgg_specs
 
 __all__ = ["RECIPE", "MnistDirectConfig", "MnistDirectRun", "train_mnist_direct"]
@@ -79,24 +79,11 @@ class MnistDirectRun:
     training_seconds: float
 
 
-@torch.no_grad()
-def _accuracy(net, x, y, batch_size=500):
-    net.eval()
-    hits = sum(int((net(x[i:i + batch_size]).argmax(dim=1) == y[i:i + batch_size]).sum())
-               for i in range(0, len(x), batch_size))
-    return hits / len(x)
-
-
 def _epochs(net, x, y, *, epochs, lr, config, generator, log, x_val, y_val, keep_best=False):
     """Adam with cosine decay in ``net.mode``, leaks at their own rate; one log line per
     epoch. With ``keep_best`` the state of the best validation epoch is loaded at the end."""
-    params = net.parameters_for(net.mode)
-    leaks = {id(p) for p in net.betas.parameters()}
-    optimizer = torch.optim.Adam([{"params": [p for p in params if id(p) not in leaks]},
-                                  {"params": [p for p in params if id(p) in leaks],
-                                   "lr": config.leak_lr}], lr=lr)
     steps = max(1, epochs * ((len(x) + config.batch_size - 1) // config.batch_size))
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    optimizer, schedule = mode_optimizer(net, lr=lr, leak_lr=config.leak_lr, steps=steps)
     best = {"val": -1.0, "epoch": 0, "state": None}
     for epoch in range(epochs):
         start = time.perf_counter()
@@ -104,12 +91,11 @@ def _epochs(net, x, y, *, epochs, lr, config, generator, log, x_val, y_val, keep
                                 batch_size=config.batch_size, generator=generator,
                                 augment=lambda batch: shift_batch(batch, config.max_shift,
                                                                   generator))
-        val = _accuracy(net, x_val, y_val)
+        val = accuracy(net, x_val, y_val, batch_size=500)
         log(f"[{net.mode}] epoch {epoch + 1}/{epochs}  loss {loss:.4f}  train {train:.4f}  "
             f"val {val:.4f}  ({time.perf_counter() - start:.1f} s)")
         if keep_best and val >= best["val"]:
-            best.update(val=val, epoch=epoch + 1,
-                        state={k: v.detach().clone() for k, v in net.state_dict().items()})
+            best.update(val=val, epoch=epoch + 1, state=best_state(net))
     if keep_best and best["state"] is not None:
         net.load_state_dict(best["state"])
     return best
@@ -137,14 +123,15 @@ def _train(out, config, *, data_dir, log, extra_metadata):
     split = mnist_split(data_dir)
     train_index, val_index = split_indices(len(split.y_train), train_limit=config.train_limit,
                                            eval_limit=config.eval_limit)
-    # DirectSNN takes the integer pixels (it applies the input scale itself).
-    _, pixels = ann_inputs(split.x_train[train_index], spec)
-    x_train = torch.as_tensor(pixels, dtype=torch.float32)
+    def pixels(raw):   # DirectSNN takes the integer pixels (it applies the input scale)
+        return torch.as_tensor(golden.quantize_input(raw, spec), dtype=torch.float32)
+
+    x_train = pixels(split.x_train[train_index])
     y_train = torch.as_tensor(split.y_train[train_index])
-    x_val = torch.as_tensor(ann_inputs(split.x_train[val_index], spec)[1], dtype=torch.float32)
+    x_val = pixels(split.x_train[val_index])
     y_val = torch.as_tensor(split.y_train[val_index])
     raw_test, y_test = split.x_test[:config.eval_limit], split.y_test[:config.eval_limit]
-    x_test = torch.as_tensor(golden.quantize_input(raw_test, spec), dtype=torch.float32)
+    x_test = pixels(raw_test)
     y_test_t = torch.as_tensor(y_test)
     log(f"[data] mnist-vgg ({config.membrane_bits}-bit membrane, direct SNN training): "
         f"{len(y_train)} training, {len(y_val)} validation, {len(y_test)} test images")
@@ -156,18 +143,18 @@ def _train(out, config, *, data_dir, log, extra_metadata):
                     surrogate=config.surrogate, shift_currents=True)
     common = dict(config=config, generator=generator, log=log, x_val=x_val, y_val=y_val)
     _epochs(net, x_train, y_train, epochs=config.ann_epochs, lr=config.ann_lr, **common)
-    float_accuracy = _accuracy(net, x_test, y_test_t)
+    float_accuracy = accuracy(net, x_test, y_test_t, batch_size=500)
     net.eval()
     net.fold_batchnorm()
     calibration = x_train[:config.calibration_images]
     lams = net.calibrate(calibration, percentile=config.percentile)
     net.mode = "qann"
     _epochs(net, x_train, y_train, epochs=config.qann_epochs, lr=config.qann_lr, **common)
-    qrelu_accuracy = _accuracy(net, x_test, y_test_t)
+    qrelu_accuracy = accuracy(net, x_test, y_test_t, batch_size=500)
     output_shift = net.calibrate_output_shift(calibration, percentile=config.percentile)
     net.mode = "snn"
     net.check_exact()
-    converted = _accuracy(net, x_val, y_val)
+    converted = accuracy(net, x_val, y_val, batch_size=500)
     log(f"[convert] float ANN test {float_accuracy:.4f}, quantized ANN test "
         f"{qrelu_accuracy:.4f}, SNN before its training val {converted:.4f}")
     best = _epochs(net, x_train, y_train, epochs=config.snn_epochs, lr=config.snn_lr,
