@@ -87,7 +87,7 @@ class PSTop(wiring.Component):
 
         self.shell = HostShell(
             lanes=config.pes, weight_bits=config.weight_bits, psum_bits=config.psum_bits,
-            membrane_bits=config.membrane_bits, pixel_bits=sizes.pixel_bits,
+            membrane_bits=config.core_membrane_bits, pixel_bits=sizes.pixel_bits,
             write_bits={number: width(number) for number in WRITABLE},
             read_bits={number: width(number) for number in READABLE},
             addr_bits=len(top.host.w_addr), w_data_bits=len(top.host.w_data),

@@ -99,7 +99,7 @@ class Standalone(wiring.Component):
                                      init=[p for pixels in self._pixels for p in pixels])
         last = program.layers[-1]
         self._outputs = (last.channels, last.positions)
-        self.readout = Readout(lanes=config.pes, membrane_bits=config.membrane_bits,
+        self.readout = Readout(lanes=config.pes, membrane_bits=config.core_membrane_bits,
                                addr_bits=len(self.top.host.r_addr),
                                data_bits=len(self.top.host.r_data))
         super().__init__({"start": In(1), "select": In(2), "leds": Out(4), "pass_led": Out(1),

@@ -103,10 +103,13 @@ def _current_shift(obj, what):
 
 def _parse_neuron(obj, what, output, membrane_bits):
     if output == "membrane":
-        _keys(obj, what, [], ["leak", "current_shift"])
+        _keys(obj, what, [], ["leak", "current_shift", "membrane_bits"])
         shift = _current_shift(obj, what)
+        own = None if "membrane_bits" not in obj else \
+            _int(obj["membrane_bits"], f"{what}.membrane_bits", membrane_bits, MEMBRANE_BITS[1])
         return Neuron(None, _parse_leak(obj.get("leak", {"kind": "none"}), f"{what}.leak",
-                                        membrane_bits), current_shift=shift)
+                                        own or membrane_bits), current_shift=shift,
+                      membrane_bits=own)
     _keys(obj, what, ["threshold", "reset"], ["leak", "v_init", "current_shift"])
     shift = _current_shift(obj, what)
     threshold = _int(obj["threshold"], f"{what}.threshold", 1, int_range(membrane_bits)[1])

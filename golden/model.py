@@ -123,7 +123,7 @@ def _work_dtype(layer, network, bound):
     """
     if layer.neuron is None:
         return np.int64
-    bits = network.membrane_bits
+    bits = network.layer_membrane_bits(layer)
     leak = layer.neuron.leak
     product_bits = bits - 1 + (leak.frac_bits if leak.kind == "mul" else 0)
     if product_bits <= 30 and (1 << (bits - 1)) + bound < (1 << 31):
@@ -150,11 +150,12 @@ def _integrate(layer, currents, network, record):
     shape = currents.shape if constant else currents.shape[1:]
     membrane = initial_membrane(shape, layer.neuron, currents.dtype)
     spiking = layer.neuron.threshold is not None
+    bits = network.layer_membrane_bits(layer)
     spikes = np.empty((timesteps, *shape), dtype=np.uint8) if spiking else None
     membranes = np.empty((timesteps, *shape), dtype=np.int64) if record else None
     for t in range(timesteps):
         membrane, fired = aggregate(membrane, currents if constant else currents[t], layer.neuron,
-                                    network.membrane_bits)
+                                    bits)
         if spiking:
             spikes[t] = fired
         if record:

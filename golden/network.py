@@ -27,6 +27,7 @@ __all__ = [
     "int_range",
     "smallest_shift",
     "CURRENT_SHIFTS",
+    "OUTPUT_MEMBRANE_BITS",
 ]
 
 #: Layer types that own a weight tensor (and optionally a bias).
@@ -52,6 +53,12 @@ def smallest_shift(value, limit):
     """Smallest ``k >= 0`` with ``value / 2**k <= limit`` (``limit > 0``): how far a
     magnitude must be shifted right to fit (weights narrowed, currents shifted)."""
     return max(0, math.ceil(math.log2(value / limit))) if value > limit else 0
+
+
+#: The output layer's membrane width that narrow-membrane training writes (its ``classes``
+#: neurons sum all ``T`` steps; a hidden width of a few bits would have to shift each step's
+#: current to almost nothing) and that narrower designs give their output membrane memory.
+OUTPUT_MEMBRANE_BITS = 8
 
 
 def conv_output_size(size, kernel, stride, padding):
@@ -92,6 +99,10 @@ class Neuron:
     ``"subtract"`` or ``"zero"``; ``v_init`` is ``"zero"`` or ``"half"`` (``threshold >> 1``).
     ``current_shift`` ``k`` makes the membrane ``2**k`` times coarser than the current: the
     neuron integrates ``I >> k`` (arithmetic), so a narrow membrane keeps fine weights.
+    ``membrane_bits`` is the non-spiking output layer's own membrane width (``None``: the
+    network's): it sums all ``T`` timesteps of ``classes`` neurons, so it may be wider than the
+    hidden layers' membranes (SpQuant-SNN keeps its classifier unquantized) at a cost of a few
+    bytes. :meth:`Network.layer_membrane_bits` resolves it.
     """
 
     threshold: int | None
@@ -99,6 +110,7 @@ class Neuron:
     reset: str = "subtract"
     v_init: str = "zero"
     current_shift: int = 0
+    membrane_bits: int | None = None
 
     @property
     def initial_membrane(self):
@@ -109,7 +121,8 @@ class Neuron:
         # current_shift only when used: bundles without it stay byte for byte what they were.
         shift = {"current_shift": self.current_shift} if self.current_shift else {}
         if self.threshold is None:
-            return {"leak": self.leak.to_json(), **shift}
+            width = {} if self.membrane_bits is None else {"membrane_bits": self.membrane_bits}
+            return {"leak": self.leak.to_json(), **shift, **width}
         return {"threshold": self.threshold, "leak": self.leak.to_json(),
                 "reset": self.reset, "v_init": self.v_init, **shift}
 
@@ -202,6 +215,18 @@ class Network:
     def output_layer(self):
         return self.layers[-1]
 
+    def layer_membrane_bits(self, layer):
+        """The membrane width ``layer`` (one with a neuron) saturates at: the output layer's
+        own ``neuron.membrane_bits`` where it has one, else the network's."""
+        own = layer.neuron.membrane_bits if layer.neuron is not None else None
+        return self.membrane_bits if own is None else own
+
+    @property
+    def widest_membrane_bits(self):
+        """The widest membrane of any layer (what one membrane memory must hold)."""
+        return max([self.membrane_bits] + [self.layer_membrane_bits(layer)
+                                           for layer in self.layers if layer.neuron is not None])
+
     @property
     def num_classes(self):
         return self.output_layer.neurons
@@ -219,6 +244,6 @@ class Network:
                       if layer.is_synaptic)
         biases = sum(layer.bias.size * layer.bias_bits for layer in self.layers
                      if layer.is_synaptic and layer.bias is not None)
-        membranes = sum(layer.neurons for layer in self.layers
-                        if layer.neuron is not None) * self.membrane_bits
+        membranes = sum(layer.neurons * self.layer_membrane_bits(layer)
+                        for layer in self.layers if layer.neuron is not None)
         return {"weights": int(weights), "biases": int(biases), "membranes": int(membranes)}

@@ -143,7 +143,7 @@ class _Builder:
                              f"{neuron.initial_membrane}; NIR neurons start at 0")
         bound = membrane_bound(neuron.initial_membrane, self.bounds[layer.name],
                                self.network.timesteps)
-        bits = self.network.membrane_bits
+        bits = self.network.layer_membrane_bits(layer)
         if not saturation_free(bound, bits):
             notes.append(f"the {bits}-bit membrane can saturate (|V| up to {bound} in "
                          f"{self.network.timesteps} steps); NIR membranes do not saturate")

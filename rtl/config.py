@@ -89,6 +89,15 @@ class AcceleratorConfig:
     weight_bits, membrane_bits, psum_bits : int
         Widths of a weight (2..8), a membrane (2..32) and a partial sum (2..64,
         at least ``weight_bits``).
+    output_membrane_bits : int or None
+        ``None``: the output layer's membranes live in the membrane memory. Wider than
+        ``membrane_bits``: they live in their own memory of ``output_membrane_rows`` rows of
+        this width, so a network whose hidden membranes are a few bits wide but whose output
+        layer sums ``T`` steps at more (``neuron.membrane_bits`` in the bundle) keeps a
+        narrow membrane memory; the aggregation core then computes at this width.
+    output_membrane_rows : int
+        Rows of that output memory (the output layer's ``groups * positions``); unused
+        without ``output_membrane_bits``.
     max_positions : int
         Rows of each partial-sum bank and of the membrane memory (output positions of a layer).
     max_in_channels, max_out_channels : int
@@ -138,6 +147,8 @@ class AcceleratorConfig:
     weight_bits: int = 8
     membrane_bits: int = 16
     psum_bits: int = 24
+    output_membrane_bits: int | None = None
+    output_membrane_rows: int = 16
     max_positions: int = 1024
     max_in_channels: int = 1024
     max_out_channels: int = 1024
@@ -162,6 +173,13 @@ class AcceleratorConfig:
         check_int(self.weight_bits, "Weight width", *WEIGHT_BITS)
         check_int(self.membrane_bits, "Membrane width", *MEMBRANE_BITS)
         check_int(self.psum_bits, "Partial-sum width", *PSUM_BITS)
+        if self.output_membrane_bits is not None:
+            check_int(self.output_membrane_bits, "Output membrane width", *MEMBRANE_BITS)
+            if self.output_membrane_bits <= self.membrane_bits:
+                raise ValueError(f"Output membrane width must be wider than the membrane width "
+                                 f"({self.membrane_bits}) or None, not "
+                                 f"{self.output_membrane_bits}")
+        check_int(self.output_membrane_rows, "Output membrane rows")
         check_int(self.max_positions, "Maximum position count")
         check_int(self.max_in_channels, "Maximum input channel count")
         check_int(self.max_out_channels, "Maximum output channel count")
@@ -211,6 +229,22 @@ class AcceleratorConfig:
     def addr_bits(self):
         """Address width of the partial-sum banks and the membrane memory."""
         return _bits_for(self.max_positions)
+
+    @property
+    def separate_output_membranes(self):
+        """Whether the output layer's membranes have their own, wider memory."""
+        return self.output_membrane_bits is not None
+
+    @property
+    def core_membrane_bits(self):
+        """The width the aggregation core computes at, and of the membrane rows the trace
+        port and the host read: the widest membrane memory."""
+        return self.output_membrane_bits or self.membrane_bits
+
+    def layer_membrane_bits(self, output):
+        """The width of the memory holding the membranes of the output layer (``output``)
+        or of a hidden layer."""
+        return self.core_membrane_bits if output else self.membrane_bits
 
     @property
     def weight_addr_bits(self):
@@ -302,6 +336,11 @@ class AcceleratorConfig:
                            f"membranes, the config has {self.membrane_bits} "
                            f"({_plural(network.membrane_bits - self.membrane_bits, 'bit')} "
                            f"over)")
+        out_bits = network.layer_membrane_bits(network.output_layer)
+        if out_bits > max(network.membrane_bits, self.layer_membrane_bits(True)):
+            reasons.append(f"the output layer of {network.name!r} needs {out_bits}-bit "
+                           f"membranes, the config has {self.layer_membrane_bits(True)} "
+                           f"({_plural(out_bits - self.layer_membrane_bits(True), 'bit')} over)")
         max_pixel = (1 << network.input.bits) - 1
         from .layout import plan_network  # layout imports nothing from here, but lazily
         layout = plan_network(network, self)
@@ -380,6 +419,11 @@ class AcceleratorConfig:
             if positions > self.max_positions:
                 yield (f"{name} needs {positions} partial-sum positions, the config has "
                        f"{self.max_positions} ({positions - self.max_positions} over)")
+            rows = self.groups(layer) * positions
+            if layer.output == "membrane" and self.separate_output_membranes and (
+                    rows > self.output_membrane_rows):
+                yield (f"{name} keeps {rows} output membrane rows, the config has "
+                       f"{self.output_membrane_rows} ({rows - self.output_membrane_rows} over)")
         unit = "features" if layer.type == "linear" else "channels"
         for side, count, limit in (("input", layer.in_shape[0], self.max_in_channels),
                                    ("output", layer.out_shape[0], self.max_out_channels)):

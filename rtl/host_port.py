@@ -88,7 +88,7 @@ def trace_widths(config, widths):
     ``rtl.sequencer.descriptor_widths`` ``widths``."""
     return {"layer_bits": widths["layer_bits"], "group_bits": widths["count_bits"],
             "step_bits": widths["timestep_bits"], "addr_bits": config.addr_bits,
-            "membrane_bits": config.membrane_bits, "lanes": config.pes}
+            "membrane_bits": config.core_membrane_bits, "lanes": config.pes}
 
 
 def trace_signature(**widths):

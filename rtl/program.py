@@ -100,7 +100,7 @@ def _neuron(layer, config, network):
         "leak_frac_bits": leak.frac_bits,
         "reset_to_zero": int(neuron.reset == "zero"),
         "fire": int(fire),
-        "membrane_narrow": config.membrane_bits - network.membrane_bits,
+        "membrane_narrow": config.core_membrane_bits - network.layer_membrane_bits(layer),
         "current_shift": neuron.current_shift,
     }
 
@@ -170,9 +170,12 @@ def build_program(network, config, sizes):
     for index, plan in enumerate(plans):
         layer = network.layer(plan.name)
         name = f"layer {plan.name!r}"
-        if plan.output and plan.groups * plan.positions > config.max_positions:
+        rows = config.output_membrane_rows if config.separate_output_membranes \
+            else config.max_positions
+        if plan.output and plan.groups * plan.positions > rows:
             problems.append(f"{name} keeps {plan.groups * plan.positions} membrane rows for "
-                            f"the host, the membrane memory has {config.max_positions}")
+                            f"the host, the {'output ' * config.separate_output_membranes}"
+                            f"membrane memory has {rows}")
         if not plan.pool and len(biases) + plan.groups > bias_depth:
             problems.append(f"{name} needs bias rows {len(biases)}..{len(biases) + plan.groups - 1}"
                             f", the bias memory has {bias_depth}")

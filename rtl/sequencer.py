@@ -101,7 +101,7 @@ def descriptor_widths(config, *, bias_depth, max_layers):
         "channel_bits": config.channel_bits,
         "count_bits": config.group_bits + 1,   # a group count 1 .. max_groups
         "word_addr_bits": config.spike_addr_bits,
-        "membrane_bits": config.membrane_bits,
+        "membrane_bits": config.core_membrane_bits,   # the aggregation core's width
         "timestep_bits": config.timestep_bits + 1,
         "bias_addr_bits": max(1, (bias_depth - 1).bit_length()),
         "layer_bits": max(1, (max_layers - 1).bit_length()),

@@ -19,6 +19,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields, replace
 
+from ..golden.network import OUTPUT_MEMBRANE_BITS
 from .config import AcceleratorConfig, layer_positions
 from .layout import (pixel_count, plan_current_bound, plan_network, segment_weight_bits)
 from .checks import check_int
@@ -151,7 +152,9 @@ def for_board(board, *, pes=None, first_layer=None, membrane_bits=None,
 def with_membrane_width(config, membrane_bits):
     """``config`` with ``membrane_bits``-wide membrane memories; narrower than ``config``'s
     own, it also gets the current shifter (the networks trained for narrow membranes shift
-    their currents, ``docs/neuron.md`` section 2).
+    their currents, ``docs/neuron.md`` section 2), and narrower than
+    :data:`~spikeforge.golden.network.OUTPUT_MEMBRANE_BITS`, an output membrane memory that
+    wide (what narrow-membrane training gives the output layer, which sums ``T`` steps).
 
     Raises
     ------
@@ -159,7 +162,12 @@ def with_membrane_width(config, membrane_bits):
         ``membrane_bits`` outside the contract's range (``AcceleratorConfig``'s check).
     """
     narrower = membrane_bits < config.membrane_bits if isinstance(membrane_bits, int) else False
-    return replace(config, membrane_bits=membrane_bits,
+    wide_output = narrower and membrane_bits < OUTPUT_MEMBRANE_BITS
+    output = max(OUTPUT_MEMBRANE_BITS, config.output_membrane_bits or 0) if wide_output \
+        else config.output_membrane_bits
+    if output is not None and isinstance(membrane_bits, int) and output <= membrane_bits:
+        output = None
+    return replace(config, membrane_bits=membrane_bits, output_membrane_bits=output,
                    current_shifter=config.current_shifter or narrower)
 
 
@@ -204,9 +212,18 @@ def fitted(network, *, pes=64, first_layer="mac", **fixed):
                  + [segment_weight_bits(network, s) for p in layout.plans for s in p.segments])
     psum = max([base.psum_bits, weight] + [plan_current_bound(network, plan).bit_length() + 1
                                            for plan in layout.plans])
+    # The hidden layers' width; an output layer wider than that gets its own memory when the
+    # base asked for one or for narrow membranes, else the one memory grows to it.
+    hidden = max(base.membrane_bits, network.membrane_bits)
+    wide_output = max(network.layer_membrane_bits(output), base.output_membrane_bits or 0)
+    separate = wide_output > hidden and (base.separate_output_membranes
+                                         or "membrane_bits" in fixed)
     config = replace(
         base, weight_bits=min(8, weight), psum_bits=min(64, psum),
-        membrane_bits=min(32, max(base.membrane_bits, network.membrane_bits)),
+        membrane_bits=min(32, hidden if separate else
+                          max(hidden, network.layer_membrane_bits(output))),
+        output_membrane_bits=wide_output if separate else None,
+        output_membrane_rows=max(base.output_membrane_rows, positions[-1]),
         max_positions=max(base.max_positions, max(positions)),
         max_in_channels=max([base.max_in_channels] + [layer.in_shape[0] for layer in layers]),
         max_out_channels=max([base.max_out_channels] + [layer.out_shape[0]

@@ -13,7 +13,8 @@ all of it from the descriptor table.
 The host loads the weight, bias, descriptor and pixel memories through the ``host`` port
 (``rtl/program.py`` builds their images, ``rtl/host_port.py`` packs them into words), pulses
 ``start`` and waits for ``done``; the output layer's final membranes are then in the membrane
-memory, group ``g`` at rows ``g * positions ...``, read back through the same port. The
+memory (or in the output membrane memory, with ``output_membrane_bits``), group ``g`` at rows
+``g * positions ...``, read back through the same port. The
 ``trace`` port shows every membrane row the sweep writes, for Verilog testbenches.
 
 Counters (``counter_bits`` wide, cleared by ``start``): ``cycles`` (the sequencer is busy),
@@ -152,9 +153,9 @@ class Top(wiring.Component):
         self.pingpong = PingPong(addr_bits=c.addr_bits, psum_bits=c.psum_bits, lanes=lanes,
                                  depth=c.max_positions, counter_bits=counter_bits)
         self.sweep = AggregationSweep(lanes=lanes, psum_bits=c.psum_bits,
-                                      membrane_bits=c.membrane_bits, addr_bits=c.addr_bits)
+                                      membrane_bits=c.core_membrane_bits, addr_bits=c.addr_bits)
         self.core = AggregationCore(lanes=lanes, psum_bits=c.psum_bits,
-                                    membrane_bits=c.membrane_bits, addr_bits=c.addr_bits,
+                                    membrane_bits=c.core_membrane_bits, addr_bits=c.addr_bits,
                                     leak_multiplier=c.leak_multiplier,
                                     current_shifter=c.current_shifter)
         self.writer = SpikeWriter(lanes=lanes, addr_bits=c.addr_bits,
@@ -171,6 +172,10 @@ class Top(wiring.Component):
                                                init=[]) for _ in range(c.spike_bitmaps))
         self.membranes = memory.MemoryData(shape=row_layout(c.membrane_bits, lanes),
                                            depth=c.max_positions, init=[])
+        #: The output layer's wider membranes (``None`` when they live in ``membranes``).
+        self.output_membranes = memory.MemoryData(
+            shape=row_layout(c.core_membrane_bits, lanes), depth=c.output_membrane_rows,
+            init=[]) if c.separate_output_membranes else None
         self.spike_counts = memory.MemoryData(shape=unsigned(counter_bits), depth=max_layers,
                                               init=[])
         widths = [Shape.cast(d.shape).width for d in (self.weights, self.biases,
@@ -179,7 +184,7 @@ class Top(wiring.Component):
             addr_bits=max(c.weight_addr_bits, w["bias_addr_bits"], w["layer_bits"],
                           pixel_addr_bits, c.addr_bits),
             w_data_bits=max(widths),
-            r_data_bits=max(Shape.cast(self.membranes.shape).width, counter_bits))
+            r_data_bits=max(c.core_membrane_bits * lanes, counter_bits))
         trace = trace_signature(**trace_widths(c, w))
         super().__init__({"start": In(1), "busy": Out(1), "done": Out(1),
                           **{name: Out(counter_bits) for name in COUNTERS},
@@ -344,17 +349,52 @@ class Top(wiring.Component):
         membrane_read, membrane_write = membranes.read_port(), membranes.write_port()
         offset = seq.membrane_offset
         host, idle = self.host, ~seq.busy
-        # The host reads the membranes through the sweep's read port while the design is idle.
+        # The host reads the output layer's membranes through the sweep's read port while the
+        # design is idle.
         host_reads = host.r_en & idle
+        host_membranes = host_reads & (host.r_sel == HostMemory.MEMBRANES)
+        read_addr = Mux(idle, host.r_addr, sweep.membrane.r_addr + offset)
+        written = self._faulty(m, sweep.membrane, seq)
+        # What the memories store, at the core's width: a hidden layer's row is cut to the
+        # membrane memory's width (its values saturated there) and read back sign-extended.
+        hidden_stored = Signal.like(written)
+        hidden_read = Signal.like(sweep.membrane.r_data)
+        for lane in range(self._config.pes):
+            m.d.comb += [membrane_write.data[lane].eq(written[lane]),
+                         hidden_stored[lane].eq(membrane_write.data[lane]),
+                         hidden_read[lane].eq(membrane_read.data[lane])]
+        stored, read_row = Signal.like(written), Signal.like(hidden_read)
         m.d.comb += [
-            membrane_read.addr.eq(Mux(idle, host.r_addr, sweep.membrane.r_addr + offset)),
-            membrane_read.en.eq(Mux(idle, host_reads & (host.r_sel == HostMemory.MEMBRANES),
-                                    sweep.membrane.r_en)),
-            sweep.membrane.r_data.eq(membrane_read.data),
+            membrane_read.addr.eq(read_addr),
             membrane_write.addr.eq(sweep.membrane.w_addr + offset),
-            membrane_write.en.eq(sweep.membrane.w_en),
-            membrane_write.data.eq(self._faulty(m, sweep.membrane, seq)),
+            sweep.membrane.r_data.eq(read_row),
         ]
+        if self.output_membranes is None:
+            m.d.comb += [
+                membrane_read.en.eq(Mux(idle, host_membranes, sweep.membrane.r_en)),
+                membrane_write.en.eq(sweep.membrane.w_en),
+                stored.eq(hidden_stored), read_row.eq(hidden_read),
+            ]
+        else:
+            # The output layer's rows go to their own memory at the core's full width; the
+            # host reads only that one.
+            m.submodules.output_membranes = outputs = memory.Memory(data=self.output_membranes)
+            output_read, output_write = outputs.read_port(), outputs.write_port()
+            out_layer = desc.output
+            from_output = Signal()   # the memory of the last read
+            with m.If(membrane_read.en | output_read.en):
+                m.d.sync += from_output.eq(output_read.en)
+            m.d.comb += [
+                membrane_read.en.eq(~idle & sweep.membrane.r_en & ~out_layer),
+                output_read.en.eq(Mux(idle, host_membranes, sweep.membrane.r_en & out_layer)),
+                output_read.addr.eq(read_addr),
+                membrane_write.en.eq(sweep.membrane.w_en & ~out_layer),
+                output_write.en.eq(sweep.membrane.w_en & out_layer),
+                output_write.addr.eq(sweep.membrane.w_addr + offset),
+                output_write.data.eq(written),
+                stored.eq(Mux(out_layer, written, hidden_stored)),
+                read_row.eq(Mux(from_output, output_read.data, hidden_read)),
+            ]
         m.submodules.spike_counts = counts = memory.Memory(data=self.spike_counts)
         count_write, count_read = counts.write_port(), counts.read_port()
         m.d.comb += [count_write.addr.eq(seq.counts.addr), count_write.en.eq(seq.counts.en),
@@ -374,7 +414,7 @@ class Top(wiring.Component):
         with m.If(host_reads):
             m.d.sync += read_sel.eq(host.r_sel)
         m.d.comb += host.r_data.eq(Mux(read_sel == HostMemory.SPIKE_COUNTS, count_read.data,
-                                       membrane_read.data.as_value()))
+                                       read_row.as_value()))
 
         # Trace port: every membrane row the sweep writes, as stored (a fault included).
         trace = self.trace
@@ -382,7 +422,7 @@ class Top(wiring.Component):
         m.d.comb += [trace.valid.eq(sweep.membrane.w_en), record.layer.eq(seq.layer),
                      record.group.eq(seq.group), record.step.eq(seq.step),
                      record.position.eq(sweep.membrane.w_addr),
-                     record.membrane.eq(membrane_write.data),
+                     record.membrane.eq(stored),
                      record.spikes.eq(sweep.o_spikes.payload.spikes)]
 
         # Counters.

@@ -286,7 +286,7 @@ def _build_residual(b, rng):
     b.head(total, int(rng.integers(2, 4)))
 
 
-def random_network(seed, template=None, *, membrane_bits=None):
+def random_network(seed, template=None, *, membrane_bits=None, output_membrane_bits=None):
     """A random valid network as ``(manifest, arrays)``; the same seed gives the same network.
 
     Parameters
@@ -299,6 +299,9 @@ def random_network(seed, template=None, *, membrane_bits=None):
         The membrane width (within the contract's range, down to the 2- and 3-bit membranes
         of fully quantized SNNs) instead of the drawn one; thresholds, leaks and initial
         membranes are then drawn for that width, everything else as the seed draws it.
+    output_membrane_bits : int, optional
+        The output layer's own membrane width (its ``neuron.membrane_bits``; at least the
+        network's), as narrow-membrane training writes it.
 
     Raises
     ------
@@ -327,6 +330,8 @@ def random_network(seed, template=None, *, membrane_bits=None):
         "input": {"shape": list(shape), "bits": input_bits, "raw_min": 0.0, "raw_max": 1.0},
         "layers": b.layers, "dataset": {"seed": seed}, "metadata": {"template": template},
     }
+    if output_membrane_bits is not None:
+        b.layers[-1]["neuron"]["membrane_bits"] = output_membrane_bits
     return manifest, b.arrays
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..golden import network_from_parts, read_bundle
+from ..golden.network import OUTPUT_MEMBRANE_BITS
 from ..rtl.config import AcceleratorConfig
 from .random_networks import random_input, random_network
 from ..rtl.program import build_program
@@ -85,6 +86,8 @@ class Case:
     membrane_bits : int or None
         The random network's membrane width instead of the one its seed draws (the
         narrow-membrane cases, on a design whose membrane memory is that wide).
+    output_membrane_bits : int or None
+        The random network's output layer's own membrane width, if it has one.
     """
 
     name: str
@@ -97,12 +100,14 @@ class Case:
     fault: object = None
     samples: object = field(default=None, compare=False)
     membrane_bits: int | None = None
+    output_membrane_bits: int | None = None
 
     def network(self):
         if self.bundle is not None:
             return read_bundle(self.bundle)
-        return network_from_parts(*random_network(self.seed, self.template,
-                                                  membrane_bits=self.membrane_bits))
+        return network_from_parts(*random_network(
+            self.seed, self.template, membrane_bits=self.membrane_bits,
+            output_membrane_bits=self.output_membrane_bits))
 
     def inputs(self, network):
         """The case's images: ``samples``, or seeded random integer images."""
@@ -152,15 +157,20 @@ def shipped_bundles():
 
 def _random_cases(pes, count, images, skipped, membrane_bits=None):
     """``count`` random networks on a ``pes``-PE design; with ``membrane_bits``, networks and
-    the design's membrane memory both that wide (the names end in ``-m<bits>``)."""
+    the design's membrane memory both that wide (the names end in ``-m<bits>``), and an
+    ``OUTPUT_MEMBRANE_BITS``-wide output membrane memory, which every other network's output
+    layer uses at that width (as narrow-membrane training writes it), the rest at theirs."""
     narrow = {} if membrane_bits is None else {"membrane_bits": membrane_bits}
-    config = AcceleratorConfig(pes=pes, **{**_RANDOM_DESIGN, **narrow})
+    wide = {} if membrane_bits is None else {"output_membrane_bits": OUTPUT_MEMBRANE_BITS}
+    config = AcceleratorConfig(pes=pes, **{**_RANDOM_DESIGN, **narrow, **wide})
     templates = ("conv2d", "linear") if membrane_bits is None else _NARROW_TEMPLATES
     suffix = "" if membrane_bits is None else f"-m{membrane_bits}"
     cases, seed = [], 0
     while len(cases) < count and seed < 20 * count:
         template = templates[seed % len(templates)]
-        network = network_from_parts(*random_network(seed, template, **narrow))
+        output = OUTPUT_MEMBRANE_BITS if membrane_bits is not None and len(cases) % 2 else None
+        network = network_from_parts(*random_network(seed, template, **narrow,
+                                                     output_membrane_bits=output))
         name = f"random{seed}-{template}-pes{pes}{suffix}"
         try:
             sizes = sizes_for(network, config)
@@ -169,7 +179,7 @@ def _random_cases(pes, count, images, skipped, membrane_bits=None):
             skipped.append((name, str(error)))
         else:
             cases.append(Case(name, None, seed, template, config, sizes, images,
-                              membrane_bits=membrane_bits))
+                              membrane_bits=membrane_bits, output_membrane_bits=output))
         seed += 1
     return cases
 

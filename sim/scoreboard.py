@@ -56,7 +56,7 @@ class TraceChecker:
         self.golden = golden
         config = program.config
         self.lanes = config.pes
-        self.membrane_bits = config.membrane_bits
+        self.membrane_bits = config.core_membrane_bits  # of the trace and host rows
         self.fields = {name: (field.offset, field.width)
                        for name, field in record_layout(config, sizes)}
 

@@ -336,7 +336,8 @@ def run_naive(manifest, arrays, x):
                     v = membrane[name]
                     fired = np.zeros(v.shape, dtype=object)
                     for p in _positions(v.shape):
-                        v[p], fired[p] = neuron_step(v[p], current[p], obj["neuron"], bits)
+                        v[p], fired[p] = neuron_step(v[p], current[p], obj["neuron"],
+                                                     obj["neuron"].get("membrane_bits", bits))
                     raw[name][1][t][image] = v.copy()
                     if obj["output"] == "spikes":
                         spikes = fired

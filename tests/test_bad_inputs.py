@@ -26,7 +26,8 @@ from spikeforge.data.evaluate import default_bundle_path
 SMALL = AcceleratorConfig(pes=4, max_positions=64, weight_depth=256, spike_memory_bits=2048,
                           max_in_channels=32, max_out_channels=32, max_feature_size=16)
 KNOWN_FIELDS = ("format, format_version, pes, taps_per_cycle, weight_bits, membrane_bits, "
-                "psum_bits, max_positions, max_in_channels, max_out_channels, max_feature_size, "
+                "psum_bits, output_membrane_bits, output_membrane_rows, max_positions, "
+                "max_in_channels, max_out_channels, max_feature_size, "
                 "max_timesteps, weight_depth, spike_memory_bits, spike_bitmaps, leak_multiplier, "
                 "current_shifter, weight_packing, space_to_depth, first_layer, pim_rows, "
                 "pim_columns, clock_hz")

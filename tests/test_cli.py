@@ -12,7 +12,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from spikeforge.golden import read_bundle, run, write_bundle
+from spikeforge.golden import network_to_parts, read_bundle, run, write_bundle
 from spikeforge.data import evaluate
 from spikeforge.tools import options
 from spikeforge.tools.cli import main
@@ -140,6 +140,23 @@ def test_bundle_info_json(capsys, digits_bundle):
     assert info["dataset"]["split"] == {"test_fraction": 0.25, "seed": 0}
     assert info["memory_bits"] == read_bundle(path).memory_bits()   # plumbing (counted in
     assert info["layers"][0]["current_shift"] == 0                  # test_rtl_config.py)
+
+
+def test_bundle_info_names_the_output_layers_own_membrane_width(capsys, digits_bundle,
+                                                                 tmp_path):
+    path, _ = digits_bundle
+    manifest, arrays = network_to_parts(read_bundle(path))
+    manifest["layers"][-1]["neuron"]["membrane_bits"] = manifest["membrane_bits"] + 4
+    wide = tmp_path / "wide.sfb"
+    network = write_bundle(wide, manifest, arrays)
+    bits = network.membrane_bits
+    status, out, _ = call(capsys, "bundle", "info", wide)
+    assert status == 0
+    assert f"membrane bits  {bits} (signed, saturating); output layer {bits + 4}\n" in out
+    assert f"no firing, leak=none {bits + 4}-bit membrane" in out
+    info = json.loads(call(capsys, "bundle", "info", wide, "--json")[1])
+    assert [layer["membrane_bits"] for layer in info["layers"]] == [bits, None, None, bits + 4]
+    assert "output layer" not in call(capsys, "bundle", "info", path)[1]
 
 
 def test_default_bundle_path_is_inside_the_package():

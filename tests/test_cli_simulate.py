@@ -33,9 +33,10 @@ def test_simulate_json(capsys):
 
 
 def test_simulate_on_narrow_membrane_memories(tmp_path, capsys):
-    # A network with 4-bit membranes on the board design with 4-bit membrane memories: the
-    # design is the board's but for that width, and the RTL agrees with the golden model.
-    manifest, arrays = random_network(1, "pooled", membrane_bits=4)
+    # A network with 4-bit membranes and an 8-bit output layer on the board design with 4-bit
+    # membrane memories: the design is the board's but for that width, the shifter and the
+    # 8-bit output membrane memory, and the RTL agrees with the golden model.
+    manifest, arrays = random_network(1, "pooled", membrane_bits=4, output_membrane_bits=8)
     write_bundle(tmp_path / "narrow.sfb", manifest, arrays)
     raw = np.random.default_rng(0).uniform(0.0, 1.0, (2, *manifest["input"]["shape"]))
     np.save(tmp_path / "x.npy", raw)
@@ -45,7 +46,8 @@ def test_simulate_on_narrow_membrane_memories(tmp_path, capsys):
     assert status == 0, err
     summary = json.loads(out)
     board = for_board("pynq-z2", pes=4).config.to_json()
-    assert summary["design"]["config"] == {**board, "membrane_bits": 4, "current_shifter": True}
+    assert summary["design"]["config"] == {**board, "membrane_bits": 4, "current_shifter": True,
+                                           "output_membrane_bits": 8}
     assert (summary["images"], summary["mismatches"], summary["failed"]) == (2, 0, 0)
     assert summary["cycles"] == summary["predicted_cycles"]
 

@@ -10,7 +10,7 @@ import pytest
 
 from naive_reference import run_naive
 from random_networks import TEMPLATES, random_input, random_network
-from spikeforge.golden import check_input, network_from_parts, run
+from spikeforge.golden import check_input, network_from_parts, network_to_parts, run
 
 SEEDS = range(240)
 
@@ -154,6 +154,30 @@ def test_argmax_tie_after_saturation():
     result = run(network, np.array([[15, 15]]))
     np.testing.assert_array_equal(result.output_membrane, [[7, 7]])
     np.testing.assert_array_equal(result.predictions, [0])
+
+
+def test_output_layer_saturates_at_its_own_width():
+    # 4-bit hidden width, an 8-bit output layer: 15 * 5 + 15 * 3 = 120 fits 8 bits (<= 127)
+    # but saturates a 4-bit membrane at 7; -120 likewise stops at -128 only below it.
+    narrow = _single_linear([[5, 3], [-5, -3]], membrane_bits=4)
+    manifest, arrays = network_to_parts(narrow)
+    manifest["layers"][-1]["neuron"]["membrane_bits"] = 8
+    wide = network_from_parts(manifest, arrays)
+    x = np.array([[15, 15], [1, 1]])
+    np.testing.assert_array_equal(run(narrow, x).output_membrane, [[7, -8], [7, -8]])
+    np.testing.assert_array_equal(run(wide, x).output_membrane, [[120, -120], [8, -8]])
+    assert wide.layer_membrane_bits(wide.output_layer) == wide.widest_membrane_bits == 8
+    assert wide.memory_bits()["membranes"] == 2 * 8
+    assert network_to_parts(wide)[0]["layers"][-1]["neuron"]["membrane_bits"] == 8
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_network_with_a_wider_output_matches_naive(seed):
+    manifest, arrays = random_network(seed, membrane_bits=3, output_membrane_bits=6)
+    x = random_input(np.random.default_rng(seed + 10_000), manifest, 3)
+    network, golden = _compare(manifest, arrays, x)
+    assert network.layer_membrane_bits(network.output_layer) == 6
+    assert np.abs(golden.output_membrane).max() <= 32
 
 
 # ------------------------------------------------------------------------- check_input

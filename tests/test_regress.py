@@ -12,6 +12,7 @@ import dask
 import numpy as np
 import pytest
 
+from spikeforge.golden.network import OUTPUT_MEMBRANE_BITS
 from spikeforge.rtl.host_port import MembraneFault
 from spikeforge.rtl.sizing import BOARD_DESIGNS, Design
 from spikeforge.sim import regress as regress_module
@@ -70,22 +71,29 @@ def test_narrow_membrane_cases(full, bits):
     cases = [case for case in full[0] if case.membrane_bits == bits]
     assert [case.template for case in cases] == ["conv2d", "linear", "residual", "conv3d",
                                                  "pooled"]
+    # Every other network's output layer sums its steps at OUTPUT_MEMBRANE_BITS, in the
+    # design's own output membrane memory of that width (the rest use it at their width).
     low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    reached = set()
+    reached, output_widths = set(), []
     for case in cases:
         network = case.network()
         assert network.membrane_bits == case.config.membrane_bits == bits
+        assert case.config.output_membrane_bits == OUTPUT_MEMBRANE_BITS
         assert case.name.endswith(f"-pes4-m{bits}")
+        output_widths.append(network.layer_membrane_bits(network.output_layer))
         result = run_case(case, "amaranth")
         assert result.passed, result.failures
         golden = Harness(network, case.config, sizes=case.sizes).expected(
             case.inputs(network))
-        for trace in golden.traces.values():
+        for name, trace in golden.traces.items():
             if trace.membrane is not None:
+                top = (1 << (network.layer_membrane_bits(network.layer(name)) - 1)) - 1
                 values = np.asarray(trace.membrane)
-                assert low <= values.min() and values.max() <= high
-                reached |= {value for value in (low, high) if np.any(values == value)}
+                assert -top - 1 <= values.min() and values.max() <= top
+                if top == high:
+                    reached |= {value for value in (low, high) if np.any(values == value)}
     assert reached == {low, high}
+    assert output_widths == [bits, OUTPUT_MEMBRANE_BITS] * 2 + [bits]
 
     case = cases[0]
     network = case.network()

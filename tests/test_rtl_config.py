@@ -279,6 +279,53 @@ def test_fits_membrane_bits():
     assert reasons(small_net(membrane_bits=8), membrane_bits=16) == ()  # membrane_narrow
 
 
+def _wide_output_net(membrane_bits=4, output_bits=8, classes=3):
+    return Net((1, 8, 8), membrane_bits=membrane_bits).conv(
+        "conv1", 4, neuron={"threshold": 3, "reset": "zero"}).flatten().linear(
+        "fc", classes, neuron={"membrane_bits": output_bits}).build()
+
+
+@pytest.mark.parametrize("value, error, message", [
+    (4, ValueError, r"^Output membrane width must be wider than the membrane width \(4\) or "
+                    r"None, not 4$"),
+    (33, TypeError, r"^Output membrane width must be an integer in 2\.\.32, not 33$"),
+    ("8", TypeError, r"^Output membrane width must be an integer in 2\.\.32, not '8'$"),
+])
+def test_init_wrong_output_membrane_bits(value, error, message):
+    with pytest.raises(error, match=message):
+        AcceleratorConfig(membrane_bits=4, output_membrane_bits=value)
+
+
+def test_init_wrong_output_membrane_rows():
+    with pytest.raises(TypeError, match=r"^Output membrane rows must be a positive integer, "
+                                        r"not 0$"):
+        AcceleratorConfig(output_membrane_rows=0)
+
+
+def test_output_membranes_widths():
+    one = AcceleratorConfig(membrane_bits=4)
+    assert (one.separate_output_membranes, one.core_membrane_bits) == (False, 4)
+    two = AcceleratorConfig(membrane_bits=4, output_membrane_bits=8)
+    assert (two.separate_output_membranes, two.core_membrane_bits) == (True, 8)
+    assert (two.layer_membrane_bits(False), two.layer_membrane_bits(True)) == (4, 8)
+
+
+def test_fits_wider_output_membranes():
+    # A 4-bit network whose output layer sums at 8 bits: a 4-bit membrane memory alone
+    # cannot hold it, one with an 8-bit output memory (or an 8-bit membrane memory) can.
+    net = _wide_output_net()
+    assert reasons(net, membrane_bits=4) == (
+        "the output layer of 'net' needs 8-bit membranes, the config has 4 (4 bits over)",)
+    assert reasons(net, membrane_bits=4, output_membrane_bits=8) == ()
+    assert reasons(net, membrane_bits=8) == ()
+    assert reasons(net, membrane_bits=4, output_membrane_bits=6) == (
+        "the output layer of 'net' needs 8-bit membranes, the config has 6 (2 bits over)",)
+    # 20 classes on 4 PEs are 5 groups of one position: 5 output rows.
+    assert reasons(_wide_output_net(classes=20), pes=4, membrane_bits=4,
+                   output_membrane_bits=8, output_membrane_rows=4) == (
+        "layer 'fc' keeps 5 output membrane rows, the config has 4 (1 over)",)
+
+
 def test_fits_weight_bits():
     report = AcceleratorConfig(**{**ROOMY, "weight_bits": 7}).fits(small_net())
     assert not report

@@ -15,7 +15,9 @@ import pytest
 import spikeforge.rtl.program as program_module
 from spikeforge.boards.synth import SynthError
 from spikeforge.golden import network_from_parts, network_to_parts, read_bundle
-from spikeforge.rtl.sizing import BOARD_DESIGNS, Design, MemorySizes, design_for, for_board
+from spikeforge.golden.network import OUTPUT_MEMBRANE_BITS
+from spikeforge.rtl.sizing import (BOARD_DESIGNS, Design, MemorySizes, design_for, fitted,
+                                    for_board)
 from spikeforge.rtl.top import Top
 from spikeforge.sim.regress import shipped_bundles, suite
 from spikeforge.sim.verilog import TOP_NAME, verilog_text
@@ -134,12 +136,18 @@ def test_narrow_membrane_memories_are_the_board_design_but_for_their_width():
 
 def test_narrow_designs_and_shifting_networks_get_the_current_shifter():
     # Networks trained for narrow membranes shift their currents (docs/neuron.md section 2):
-    # the board's narrower designs carry the shifter, the 16-bit one only when asked.
+    # the board's narrower designs carry the shifter, the 16-bit one only when asked; those
+    # narrower than OUTPUT_MEMBRANE_BITS also keep the output layer's sum in a memory that
+    # wide (what the narrow-membrane presets train), the 8-bit one and wider do not.
     board = BOARD_DESIGNS["pynq-z2"]
     assert not board.config.current_shifter
     narrow = for_board("pynq-z2", membrane_bits=4).config
     assert narrow.to_json() == {**board.config.to_json(), "membrane_bits": 4,
-                                "current_shifter": True}
+                                "current_shifter": True,
+                                "output_membrane_bits": OUTPUT_MEMBRANE_BITS}
+    assert for_board("pynq-z2", membrane_bits=OUTPUT_MEMBRANE_BITS).config.to_json() == {
+        **board.config.to_json(), "membrane_bits": OUTPUT_MEMBRANE_BITS,
+        "current_shifter": True}
     assert not for_board("pynq-z2", membrane_bits=16).config.current_shifter
     manifest, arrays = network_to_parts(read_bundle(default_bundle_path()))
     manifest["layers"][0]["neuron"]["current_shift"] = 2
@@ -148,3 +156,24 @@ def test_narrow_designs_and_shifting_networks_get_the_current_shifter():
     design = design_for(shifting)
     assert design.sizes == board.sizes
     assert design.config.to_json() == {**board.config.to_json(), "current_shifter": True}
+
+
+def test_a_wider_output_layer_gets_its_own_memory_only_in_designs_asked_narrow():
+    # mnist_vgg_m4: 4-bit hidden membranes, an 8-bit output sum. The board's 4-bit design
+    # holds the sum in its 8-bit output memory; a design grown to the network keeps one
+    # 16-bit membrane memory unless narrow memories were asked for, and then grows only the
+    # output memory, never the narrow one.
+    network = next(read_bundle(p) for p in shipped_bundles() if p.stem == "mnist_vgg_m4")
+    assert network.layer_membrane_bits(network.output_layer) == OUTPUT_MEMBRANE_BITS
+    narrow = design_for(network, membrane_bits=4).config
+    assert (narrow.membrane_bits, narrow.output_membrane_bits) == (4, OUTPUT_MEMBRANE_BITS)
+    grown = fitted(network).config
+    assert (grown.membrane_bits, grown.output_membrane_bits) == (16, None)
+    asked = fitted(network, membrane_bits=4).config
+    assert (asked.membrane_bits, asked.output_membrane_bits) == (4, OUTPUT_MEMBRANE_BITS)
+    assert asked.fits(network) and grown.fits(network)
+    wider = fitted(network, membrane_bits=4, output_membrane_bits=12).config
+    assert (wider.membrane_bits, wider.output_membrane_bits) == (4, 12)
+    # As every fixed limit below the network's need, a too narrow output memory grows.
+    raised = fitted(network, membrane_bits=4, output_membrane_bits=6).config
+    assert (raised.membrane_bits, raised.output_membrane_bits) == (4, OUTPUT_MEMBRANE_BITS)

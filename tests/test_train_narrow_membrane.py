@@ -113,6 +113,42 @@ def test_lif_refuses_an_unknown_surrogate():
         DirectSNN((1, 4, 5, 5), _tiny_specs(), input_scale=1.0, timesteps=2, surrogate="tanh")
 
 
+@pytest.mark.parametrize("bits", [3, 17])
+def test_direct_snn_refuses_an_output_membrane_outside_the_hidden_width_to_16(bits):
+    with pytest.raises(ValueError, match=rf"^output_membrane_bits is {bits}, outside 4\.\.16 "
+                                         rf"\(the hidden width up to the largest\)$"):
+        DirectSNN((1, 4, 5, 5), _tiny_specs(), input_scale=1.0, timesteps=2, membrane_bits=4,
+                  output_membrane_bits=bits)
+
+
+def test_a_wider_output_membrane_trains_and_exports_exactly(tmp_path):
+    # 4-bit hidden membranes, an 8-bit output sum: the output shift is sized for 8 bits (4
+    # fewer than for 4, down to none), the bundle names the width, and golden agrees with
+    # the trained net.
+    pixels, labels = _synthetic_patches()
+    x = torch.tensor(pixels, dtype=torch.float32)
+    shifts = []
+    for output_bits in (None, 8):
+        torch.manual_seed(0)
+        net = DirectSNN((1, 4, 5, 5), _tiny_specs(), input_scale=4.0 / 255, input_zero=128,
+                        timesteps=4, weight_bits=4, membrane_bits=4, shift_currents=True,
+                        output_membrane_bits=output_bits)
+        net.calibrate(x)
+        shifts.append(net.calibrate_output_shift(x))
+    assert shifts[0] > 0 and shifts[1] == max(0, shifts[0] - 4)
+    net.mode = "snn"
+    with torch.no_grad():
+        logits = net(x)
+    input_spec = {"shape": [1, 4, 5, 5], "bits": 8, "raw_min": -2.0, "raw_max": 2.0}
+    network = golden.write_bundle(tmp_path / "wide.sfb",
+                                  *network_parts(net, name="wide", input_spec=input_spec))
+    assert network.membrane_bits == 4 and network.output_layer.neuron.membrane_bits == 8
+    reference = assert_bit_exact(network, pixels)
+    unit = float(net.quant_layers()[net.output_name]["membrane_unit"])
+    np.testing.assert_allclose(logits.numpy() * net.timesteps / unit, reference.output_membrane)
+    assert np.abs(reference.output_membrane).max() > 8   # beyond what 4 bits hold
+
+
 def test_the_command_lines_surrogates_are_the_trainers():
     assert presets.SURROGATES == SURROGATES
 
@@ -237,6 +273,9 @@ def test_cli_quick_narrow_mnist_trains_directly_and_exports_an_exact_bundle(tmp_
     assert network.name == "mnist_vgg_m4"
     assert [layer.type for layer in network.layers][:2] == ["conv2d", "maxpool2d"]
     assert all(layer.neuron.current_shift > 0 for layer in network.layers if layer.is_synaptic)
+    # The output layer sums its 8 steps at its own, wider membrane (docs/bundle.md).
+    assert network.layer_membrane_bits(network.output_layer) == 8
+    assert network.output_layer.neuron.membrane_bits == meta["config"]["output_membrane_bits"]
     x, y = mnist_test(SHARED)
     reference = assert_bit_exact(network, golden.quantize_input(x[:64], network.input))
     assert meta["snn_correct"] == int((reference.predictions == y[:64]).sum())
@@ -276,3 +315,4 @@ def test_shipped_narrow_bundle_is_a_4_bit_exact_network(name, recipe):
     reference = assert_bit_exact(network, golden.quantize_input(x[index], network.input))
     for layer_name, count in reference.spikes.items():
         assert count.sum() > 0, layer_name
+

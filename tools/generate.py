@@ -71,6 +71,8 @@ def memory_bits(config, sizes):
         "weights": config.weight_depth * lanes * config.weight_bits,
         "partial sums": 2 * config.max_positions * lanes * config.psum_bits,
         "membranes": config.max_positions * lanes * config.membrane_bits,
+        **({"output membranes": config.output_membrane_rows * lanes * config.core_membrane_bits}
+           if config.separate_output_membranes else {}),
         "spike bitmaps": config.spike_bitmaps * config.spike_memory_bits,
         "biases": sizes.bias_depth * lanes * config.psum_bits,
         "pixels": sizes.pixel_depth * sizes.pixel_bits,

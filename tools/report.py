@@ -59,9 +59,16 @@ def describe_neuron(neuron):
         leak_text = "none"
     shift = f" I>>{neuron.current_shift}" if neuron.current_shift else ""
     if neuron.threshold is None:
-        return f"no firing, leak={leak_text}{shift}"
+        width = "" if neuron.membrane_bits is None else f" {neuron.membrane_bits}-bit membrane"
+        return f"no firing, leak={leak_text}{shift}{width}"
     return (f"theta={neuron.threshold} leak={leak_text} reset={neuron.reset} "
             f"v0={neuron.v_init}{shift}")
+
+
+def _output_width_text(network):
+    """``; output layer 8`` when the output layer has its own membrane width, else ``""``."""
+    own = network.output_layer.neuron.membrane_bits
+    return "" if own is None else f"; output layer {own}"
 
 
 def _memory_text(bits):
@@ -90,6 +97,7 @@ def bundle_info(network, path, version):
             "reset": None if neuron is None or neuron.threshold is None else neuron.reset,
             "v_init": None if neuron is None or neuron.threshold is None else neuron.v_init,
             "current_shift": None if neuron is None else neuron.current_shift,
+            "membrane_bits": None if neuron is None else network.layer_membrane_bits(layer),
         })
     return {
         "path": str(path), "name": network.name, "format_version": version,
@@ -128,7 +136,8 @@ def bundle_info_lines(network, path, version):
         f"format         version {version}",
         f"content hash   {network.content_hash}",
         f"timesteps      {network.timesteps}",
-        f"membrane bits  {network.membrane_bits} (signed, saturating)",
+        f"membrane bits  {network.membrane_bits} (signed, saturating)"
+        + _output_width_text(network),
         f"input          shape {tuple(spec.shape)}, {spec.bits}-bit unsigned, raw "
         f"{spec.raw_min:g}..{spec.raw_max:g}",
         f"parameters     {network.parameter_count()}",

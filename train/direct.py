@@ -127,12 +127,17 @@ class DirectSNN(nn.Module):
         16-bit presets) a threshold too large for the membrane coarsens the weights' step,
         which a narrow membrane cannot afford. The output layer's shift is
         :attr:`output_shift` (:meth:`calibrate_output_shift`).
+    output_membrane_bits : int, optional
+        The output layer's own membrane width (the bundle's ``neuron.membrane_bits``), at
+        least ``membrane_bits``; default ``membrane_bits``. The output layer sums all ``T``
+        timesteps, so at a hidden width of a few bits the sum of the steps' shifted currents
+        would round each step's current to nothing; ``classes`` wider neurons cost a few bytes.
     """
 
     def __init__(self, in_shape, specs, *, input_scale, input_zero=0, input_bits=8,
                  timesteps, weight_bits=6, bias_bits=24, membrane_bits=16, leak_frac_bits=8,
                  learn_leak=True, v_init="half", gamma=0.3, surrogate="linear",
-                 sharpness=SHARPNESS, shift_currents=False):
+                 sharpness=SHARPNESS, shift_currents=False, output_membrane_bits=None):
         super().__init__()
         if not WEIGHT_BITS[0] <= weight_bits <= WEIGHT_BITS[1]:
             raise ValueError(f"weight_bits is {weight_bits}, outside the supported range "
@@ -141,6 +146,10 @@ class DirectSNN(nn.Module):
         if not low <= membrane_bits <= high or membrane_bits - 1 + leak_frac_bits > 23:
             raise ValueError(f"membrane_bits {membrane_bits} with leak_frac_bits "
                              f"{leak_frac_bits} would leave float32's exact range")
+        output_bits = membrane_bits if output_membrane_bits is None else output_membrane_bits
+        if not membrane_bits <= output_bits <= high:
+            raise ValueError(f"output_membrane_bits is {output_membrane_bits}, outside "
+                             f"{membrane_bits}..{high} (the hidden width up to the largest)")
         if v_init not in ("half", "zero"):
             raise ValueError(f"v_init is {v_init!r}; expected 'half' or 'zero'")
         if surrogate not in SURROGATES:
@@ -151,6 +160,7 @@ class DirectSNN(nn.Module):
         self.input_bits = int(input_bits)
         self.timesteps, self.weight_bits = int(timesteps), int(weight_bits)
         self.bias_bits, self.membrane_bits = int(bias_bits), int(membrane_bits)
+        self.output_membrane_bits = int(output_bits)
         self.leak_frac_bits, self.learn_leak = int(leak_frac_bits), bool(learn_leak)
         self.v_init, self.gamma, self.mode = v_init, float(gamma), "ann"
         self.surrogate, self.sharpness = surrogate, float(sharpness)
@@ -317,7 +327,7 @@ class DirectSNN(nn.Module):
         unit = float(self.quant_layers()[self.output_name]["unit"])
         peak = float(torch.quantile(logits.max(dim=1).values.clamp(min=0), percentile / 100.0))
         self.output_shift = _shift_for(self.timesteps * peak / unit,
-                                       (1 << (self.membrane_bits - 1)) - 1)
+                                       (1 << (self.output_membrane_bits - 1)) - 1)
         return self.output_shift
 
     def parameters_for(self, mode):
@@ -397,9 +407,10 @@ class DirectSNN(nn.Module):
                 exact = current / (1 << q["shift"])
                 current = exact + (torch.floor(exact) - exact).detach()
             if name == self.output_name:
+                top = (1 << (self.output_membrane_bits - 1)) - 1
                 v = torch.zeros_like(current[0])
                 for t in range(timesteps):
-                    v = torch.clamp(v + current[t], low, high)
+                    v = torch.clamp(v + current[t], -top - 1, top)
                 logits = v * q["membrane_unit"] / timesteps
                 return (logits, trains) if record else logits
             theta = q["threshold"]
@@ -478,7 +489,9 @@ def network_parts(net, *, name, input_spec, dataset=None, metadata=None):
         shift = {"current_shift": q["shift"]} if q["shift"] else {}
         if spec["name"] == net.output_name:
             obj["output"] = "membrane"
-            obj["neuron"] = {"leak": {"kind": "none"}, **shift}
+            width = {} if net.output_membrane_bits == net.membrane_bits else \
+                {"membrane_bits": net.output_membrane_bits}
+            obj["neuron"] = {"leak": {"kind": "none"}, **shift, **width}
         else:
             factor = int(_int_list(q["factor"], np.int64))
             leak = {"kind": "none"} if factor == 1 << net.leak_frac_bits else \

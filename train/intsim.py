@@ -151,8 +151,10 @@ def run(network, x_int):
     if x.numel() and (int(x.min()) < 0 or int(x.max()) > top):
         raise ValueError(f"input values lie outside the {network.input.bits}-bit range 0..{top}")
     timesteps, n = network.timesteps, x.shape[0]
-    high = (1 << (network.membrane_bits - 1)) - 1
-    low = -high - 1
+
+    def bounds(layer):
+        high = (1 << (network.layer_membrane_bits(layer) - 1)) - 1
+        return -high - 1, high
 
     constant = {}   # direct-encoded layer -> current, computed once per image
     membrane = {}   # neuron layer -> current membrane
@@ -192,7 +194,7 @@ def run(network, x_int):
             if layer.output == "current":
                 flowing[layer.name] = current
             elif layer.neuron is not None:
-                v, fired = _step(membrane[layer.name], current, layer.neuron, low, high)
+                v, fired = _step(membrane[layer.name], current, layer.neuron, *bounds(layer))
                 membrane[layer.name] = v
                 membranes[layer.name].append(v)
                 if fired is not None:

@@ -31,6 +31,7 @@ import torch
 
 from spikeforge import golden
 from spikeforge.data.datasets import mnist_split
+from spikeforge.golden.network import OUTPUT_MEMBRANE_BITS
 
 from .direct import DirectSNN, mode_optimizer, network_parts
 from .fit import accuracy, best_state, run_epoch, shift_batch
@@ -58,6 +59,8 @@ class MnistDirectConfig:
     weight_bits: int = 4
     bias_bits: int = 24
     membrane_bits: int = 4
+    #: The output layer's own membrane width (the contract's recommended one).
+    output_membrane_bits: int = OUTPUT_MEMBRANE_BITS
     surrogate: str = "stacked"
     leak_frac_bits: int = 8
     percentile: float = 99.9
@@ -140,7 +143,8 @@ def _train(out, config, *, data_dir, log, extra_metadata):
                     input_bits=spec.bits, timesteps=config.timesteps,
                     weight_bits=config.weight_bits, bias_bits=config.bias_bits,
                     membrane_bits=config.membrane_bits, leak_frac_bits=config.leak_frac_bits,
-                    surrogate=config.surrogate, shift_currents=True)
+                    surrogate=config.surrogate, shift_currents=True,
+                    output_membrane_bits=max(config.membrane_bits, config.output_membrane_bits))
     common = dict(config=config, generator=generator, log=log, x_val=x_val, y_val=y_val)
     _epochs(net, x_train, y_train, epochs=config.ann_epochs, lr=config.ann_lr, **common)
     float_accuracy = accuracy(net, x_test, y_test_t, batch_size=500)
