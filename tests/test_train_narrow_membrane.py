@@ -11,6 +11,8 @@
   refused for the conversion presets and outside their range, with exit status 2.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -316,3 +318,27 @@ def test_shipped_narrow_bundle_is_a_4_bit_exact_network(name, recipe):
     for layer_name, count in reference.spikes.items():
         assert count.sum() > 0, layer_name
 
+
+def test_ternary_weights_train_the_snn_phase_at_their_own_rate(monkeypatch, tmp_path):
+    # BPTT at the 4-bit rate sent the ternary 3-bit network to chance (README); the recipe
+    # gives ternary weights their own, lower SNN rate and every other width the usual one.
+    import spikeforge.train.mnist_direct as recipe
+    from test_train_hsi import SHARED
+
+    phases, real = [], recipe._epochs
+
+    def recording(net, *args, lr, **kwargs):
+        phases.append((net.mode, lr))
+        return real(net, *args, lr=lr, **kwargs)
+
+    monkeypatch.setattr(recipe, "_epochs", recording)
+    config = recipe.MnistDirectConfig(membrane_bits=3, train_limit=64, eval_limit=64,
+                                      calibration_images=64, ann_epochs=1, qann_epochs=1,
+                                      snn_epochs=1)
+    assert config.ternary_snn_lr < config.snn_lr
+    for bits in (2, 4):
+        recipe.train_mnist_direct(tmp_path / f"w{bits}.sfb",
+                                  dataclasses.replace(config, weight_bits=bits),
+                                  data_dir=SHARED, log=lambda line: None)
+    assert [lr for mode, lr in phases if mode == "snn"] == [config.ternary_snn_lr,
+                                                            config.snn_lr]

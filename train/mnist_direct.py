@@ -53,6 +53,9 @@ class MnistDirectConfig:
     ann_lr: float = 2e-3
     qann_lr: float = 5e-4
     snn_lr: float = 3e-4
+    #: The SNN phase's rate with ternary weights: at 3e-4 BPTT drove the ternary, 3-bit
+    #: network from 91.5 % (converted) to chance within an epoch; at 1e-4 it reached 96.41 %.
+    ternary_snn_lr: float = 1e-4
     leak_lr: float = 3e-3
     max_shift: int = 2
     timesteps: int = 8
@@ -161,7 +164,8 @@ def _train(out, config, *, data_dir, log, extra_metadata):
     converted = accuracy(net, x_val, y_val, batch_size=500)
     log(f"[convert] float ANN test {float_accuracy:.4f}, quantized ANN test "
         f"{qrelu_accuracy:.4f}, SNN before its training val {converted:.4f}")
-    best = _epochs(net, x_train, y_train, epochs=config.snn_epochs, lr=config.snn_lr,
+    snn_lr = config.ternary_snn_lr if config.weight_bits == 2 else config.snn_lr
+    best = _epochs(net, x_train, y_train, epochs=config.snn_epochs, lr=snn_lr,
                    keep_best=True, **common)
     net.check_exact()
     predictions = torch.cat([net(x_test[i:i + 500]).argmax(dim=1).detach()
