@@ -146,6 +146,35 @@ def test_synth_command(over, monkeypatch, capsys):
     assert ("fits the xc7z020clg400-1: NO - RAMB36 needs 150 of 140" in text) is over
 
 
+def test_synth_with_narrow_membranes_compares_with_the_full_width_design(monkeypatch, capsys):
+    # --membrane-bits 4 synthesises the 4-bit design and the same design at the board's 16
+    # bits; each Verilog gets its own (fake) counts, and the saving is their difference.
+    seen = {}
+
+    def fake(verilog, top, *, progress=None, use_cache=True):
+        index = seen.setdefault(verilog, len(seen))   # 0: the narrow design, 1: the full one
+        cells = {"LUT6": (900, 1000)[index], "FDRE": (400, 500)[index],
+                 "RAMB36E1": (8, 10)[index], "DSP48E1": 4}
+        return SynthReport(device="xc7z020clg400-1", top=top, cells=cells,
+                           resources=resources_from_cells(cells), timing=None, seconds=1.0,
+                           cached=False)
+
+    monkeypatch.setattr(device_module, "synthesize", fake)
+    assert main(["synth", "--pes", "4", "--membrane-bits", "4", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert len(seen) == 2 and summary["config"]["membrane_bits"] == 4
+    against = summary["against"]
+    assert against["membrane_bits"] == 16 and against["resources"]["LUT"]["used"] == 1000
+    assert {k: against["saved"][k] for k in ("LUT", "FF", "BRAM", "DSP48E1")} == {
+        "LUT": 100, "FF": 100, "BRAM": 2, "DSP48E1": 0}
+    assert ("against the same design with 16-bit membranes: LUT 1000 (100 fewer here), FF 500 "
+            "(100 fewer here), BRAM 10 (2 fewer here), DSP48E1 4 (the same here)"
+            in synth_lines(summary))
+    seen.clear()   # the board's own width: nothing to compare with
+    assert main(["synth", "--pes", "4", "--membrane-bits", "16", "--json"]) == 0
+    assert len(seen) == 1 and "against" not in json.loads(capsys.readouterr().out)
+
+
 def test_fits_with_device_check(monkeypatch):
     network, _ = digits(1)
     config = AcceleratorConfig(pes=4)

@@ -17,6 +17,18 @@ __all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "synth_design", "synth
            "device_reasons"]
 
 _ORDER = ("LUT", "LUTRAM", "FF", "CARRY4", "BRAM", "RAMB36", "RAMB18", "DSP48E1")
+#: What the comparison with the full-width design lists (``--membrane-bits``).
+_COMPARED = ("LUT", "FF", "BRAM", "DSP48E1")
+
+
+def comparison(summary, baseline):
+    """``summary``'s design against ``baseline``'s (the same design at the board's membrane
+    width): ``{"membrane_bits", "resources", "timing", "saved"}``, ``saved`` being what the
+    narrower membranes take less (negative: more)."""
+    saved = {name: baseline["resources"][name]["used"] - summary["resources"][name]["used"]
+             for name in _ORDER}
+    return {"membrane_bits": baseline["config"]["membrane_bits"],
+            "resources": baseline["resources"], "timing": baseline["timing"], "saved": saved}
 
 
 def synth_lines(summary):
@@ -36,6 +48,16 @@ def synth_lines(summary):
         lines.append(f"logic depth (pre-route, optimistic: cell delays only, no routing): "
                      f"{timing['arrival_ps'] / 1000:.2f} ns longest path, at most "
                      f"{timing['mhz']:.0f} MHz; target {config['clock_hz'] / 1e6:.0f} MHz")
+    against = summary.get("against")
+    if against is not None:
+        parts = []
+        for name in _COMPARED:
+            base, saved = against["resources"][name]["used"], against["saved"][name]
+            change = f"{abs(saved):g} fewer" if saved > 0 else \
+                f"{-saved:g} more" if saved < 0 else "the same"
+            parts.append(f"{name} {base:g} ({change} here)")
+        lines.append(f"against the same design with {against['membrane_bits']}-bit membranes: "
+                     + ", ".join(parts))
     if summary["fits"]:
         lines.append(f"fits the {summary['device']}: yes")
     else:
@@ -50,8 +72,10 @@ DESCRIPTION = ("Synthesise the board design (the one spikeforge build writes) wi
                "synth_xilinx -family xc7 and print LUT, LUTRAM, FF, CARRY4, BRAM (RAMB36/"
                "RAMB18) and DSP48E1 as counts and percentages of the xc7z020, and Yosys sta's "
                "longest path (pre-route, optimistic). Cached by the Verilog's hash; the 64-PE "
-               "design takes minutes the first time. Exit status 1 when the design exceeds the "
-               "device.")
+               "design takes minutes the first time. With --membrane-bits the same design at the "
+               "board's own membrane width is synthesised too (minutes more the first time) and "
+               "the LUT, FF, BRAM and DSP saving is printed. Exit status 1 when the design "
+               "exceeds the device.")
 
 
 def add_arguments(parser):
@@ -59,6 +83,21 @@ def add_arguments(parser):
                                  "standalone; default there: the shipped digits model)")
     add_json(parser, '{"device", "resources": {"LUT": {"used", "available", "percent"}, '
                      '...}, ...}')
+
+
+def _full_width(args, design):
+    """The design ``args`` would give without ``--membrane-bits``, when that option changed
+    the membrane width; else ``None``. (Its bundle and images are the request's own.)"""
+    from argparse import Namespace
+
+    if args.membrane_bits is None:
+        return None
+    full, _, _, _ = requested_design(Namespace(**{**vars(args), "membrane_bits": None,
+                                                  "bundle": None, "top": "ps"}),
+                                     need_network=False)
+    if full.config.membrane_bits == design.config.membrane_bits:
+        return None
+    return full
 
 
 def run(args):
@@ -73,6 +112,14 @@ def run(args):
             summary = synth_design(board=args.board, top=args.top, config=design.config,
                                    sizes=design.sizes, network=network, images=images,
                                    progress=log)
+        full = _full_width(args, design)
+        if full is not None:
+            with LineBar("synth", enabled=wanted(args.json), total=2, per_line=True,
+                         unit="stage") as log:
+                baseline = synth_design(board=args.board, top=args.top, config=full.config,
+                                        sizes=full.sizes, network=network, images=images,
+                                        progress=log)
+            summary["against"] = comparison(summary, baseline)
     except (ProgramError, SynthError) as error:
         raise CLIError(str(error)) from None
     return printed(args, summary, synth_lines, 0 if summary["fits"] else 1)

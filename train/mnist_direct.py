@@ -54,7 +54,8 @@ class MnistDirectConfig:
     qann_lr: float = 5e-4
     snn_lr: float = 3e-4
     #: The SNN phase's rate with ternary weights: at 3e-4 BPTT drove the ternary, 3-bit
-    #: network from 91.5 % (converted) to chance within an epoch; at 1e-4 it reached 96.41 %.
+    #: network from 91.5 % (converted) to chance within an epoch; at 1e-4 (2 epochs) it
+    #: reached 96.41 %, though over 4 epochs it collapsed as well (README).
     ternary_snn_lr: float = 1e-4
     leak_lr: float = 3e-3
     max_shift: int = 2
