@@ -34,7 +34,7 @@ def assert_same_network(a, b):
 def test_the_shipped_bundles():
     assert [path.stem for path in MODELS] == [
         "digits_snn", "indian_pines_3d", "indian_pines_3d_m4", "indian_pines_hybrid",
-        "mnist_resnet", "mnist_vgg", "mnist_vgg_m4", "mnist_vgg_pruned"]
+        "mnist_resnet", "mnist_vgg", "mnist_vgg_m4", "mnist_vgg_pruned", "mnist_vgg_w2_m3"]
 
 
 @pytest.mark.parametrize("bundle", MODELS, ids=lambda p: p.stem)

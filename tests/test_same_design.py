@@ -104,18 +104,19 @@ def test_every_shipped_bundle_runs_on_the_board_design():
     # the two trained for 4-bit membranes shift their currents and get it with the shifter,
     # and also fit it with 4-bit membrane memories.
     paths = shipped_bundles()
-    assert len(paths) == 8
+    assert len(paths) == 9
     board = BOARD_DESIGNS["pynq-z2"]
-    narrow = {"indian_pines_3d_m4", "mnist_vgg_m4"}
+    narrow = {"indian_pines_3d_m4": 4, "mnist_vgg_m4": 4, "mnist_vgg_w2_m3": 3}
     for path in paths:
         network = read_bundle(path)
         if path.stem in narrow:
-            assert network.membrane_bits == 4, path.stem
+            bits = narrow[path.stem]
+            assert network.membrane_bits == bits, path.stem
             shifter = for_board("pynq-z2", current_shifter=True)
             assert design_for(network) == shifter, path.stem
             assert not board.config.fits(network), path.stem
-            assert design_for(network, membrane_bits=4) == for_board("pynq-z2",
-                                                                     membrane_bits=4)
+            assert design_for(network, membrane_bits=bits) == for_board(
+                "pynq-z2", membrane_bits=bits)
         else:
             assert board.config.fits(network), path.stem
             assert design_for(network) == board, path.stem

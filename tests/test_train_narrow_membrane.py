@@ -293,20 +293,29 @@ def _shipped(name):
     return golden.read_bundle(Path(spikeforge.__file__).resolve().parent / "models" / name)
 
 
-@pytest.mark.parametrize("name, recipe", [("indian_pines_3d_m4.sfb", "hsi-direct-snn-v1"),
-                                          ("mnist_vgg_m4.sfb", "mnist-direct-snn-v1")])
-def test_shipped_narrow_bundle_is_a_4_bit_exact_network(name, recipe):
-    """The shipped 4-bit bundles: 4-bit membranes with current shifts on every synaptic
-    layer, recorded as trained at 4 bits, and bit-exact between the golden model and the
-    integer simulation on a fixed sample of their test split."""
+@pytest.mark.parametrize("name, recipe, bits, weight_bits", [
+    ("indian_pines_3d_m4.sfb", "hsi-direct-snn-v1", 4, 6),
+    ("mnist_vgg_m4.sfb", "mnist-direct-snn-v1", 4, 4),
+    ("mnist_vgg_w2_m3.sfb", "mnist-direct-snn-v1", 3, 2)])
+def test_shipped_narrow_bundle_is_an_exact_narrow_network(name, recipe, bits, weight_bits):
+    """The shipped narrow bundles: ``bits``-bit membranes with current shifts on every
+    spiking layer, recorded as trained at that width (ternary weights -1..1 where 2 bits),
+    and bit-exact between the golden model and the integer simulation on a fixed sample of
+    their test split."""
     from spikeforge.data.datasets import mnist_test
     from test_train_hsi import SHARED
 
     network = _shipped(name)
     meta = network.metadata
-    assert network.membrane_bits == 4 and meta["recipe"] == recipe
-    assert meta["config"]["membrane_bits"] == 4 and meta["config"]["surrogate"] == "stacked"
-    assert all(layer.neuron.current_shift > 0 for layer in network.layers if layer.is_synaptic)
+    assert network.membrane_bits == bits and meta["recipe"] == recipe
+    assert meta["config"]["membrane_bits"] == bits and meta["config"]["surrogate"] == "stacked"
+    # Every spiking layer shifts (the 8-bit output layer of the ternary one needs none).
+    assert all(layer.neuron.current_shift > 0 for layer in network.layers
+               if layer.is_synaptic and layer.output == "spikes")
+    weights = [layer for layer in network.layers if layer.is_synaptic]
+    assert {layer.weight_bits for layer in weights} == {weight_bits}
+    top = (1 << (weight_bits - 1)) - 1
+    assert all(np.abs(layer.weight).max() <= top for layer in weights)
     if recipe.startswith("hsi"):
         from spikeforge.data import hsi
 
@@ -319,26 +328,27 @@ def test_shipped_narrow_bundle_is_a_4_bit_exact_network(name, recipe):
         assert count.sum() > 0, layer_name
 
 
-def test_ternary_weights_train_the_snn_phase_at_their_own_rate(monkeypatch, tmp_path):
-    # BPTT at the 4-bit rate sent the ternary 3-bit network to chance (README); the recipe
-    # gives ternary weights their own, lower SNN rate and every other width the usual one.
+def test_ternary_weights_and_3_bit_membranes_get_their_own_snn_phase(monkeypatch, tmp_path):
+    # BPTT at the 4-bit rate sent the ternary 3-bit network to chance, and so did a learned
+    # leak at 3 bits (README): ternary weights train the SNN at their own, lower rate, and a
+    # 3-bit membrane keeps its leak fixed; 4-bit weights and membranes keep the usual phase.
     import spikeforge.train.mnist_direct as recipe
     from test_train_hsi import SHARED
 
-    phases, real = [], recipe._epochs
+    phases, real = [], recipe.mode_optimizer
 
-    def recording(net, *args, lr, **kwargs):
-        phases.append((net.mode, lr))
-        return real(net, *args, lr=lr, **kwargs)
+    def recording(net, *, lr, leak_lr, steps):
+        phases.append((net.mode, lr, leak_lr))
+        return real(net, lr=lr, leak_lr=leak_lr, steps=steps)
 
-    monkeypatch.setattr(recipe, "_epochs", recording)
-    config = recipe.MnistDirectConfig(membrane_bits=3, train_limit=64, eval_limit=64,
-                                      calibration_images=64, ann_epochs=1, qann_epochs=1,
-                                      snn_epochs=1)
-    assert config.ternary_snn_lr < config.snn_lr
-    for bits in (2, 4):
-        recipe.train_mnist_direct(tmp_path / f"w{bits}.sfb",
-                                  dataclasses.replace(config, weight_bits=bits),
+    monkeypatch.setattr(recipe, "mode_optimizer", recording)
+    config = recipe.MnistDirectConfig(train_limit=64, eval_limit=64, calibration_images=64,
+                                      ann_epochs=1, qann_epochs=1, snn_epochs=1)
+    assert config.ternary_snn_lr < config.snn_lr and config.learned_leak_bits == 4
+    for weight_bits, membrane_bits in ((2, 3), (4, 4)):
+        recipe.train_mnist_direct(tmp_path / f"w{weight_bits}.sfb",
+                                  dataclasses.replace(config, weight_bits=weight_bits,
+                                                      membrane_bits=membrane_bits),
                                   data_dir=SHARED, log=lambda line: None)
-    assert [lr for mode, lr in phases if mode == "snn"] == [config.ternary_snn_lr,
-                                                            config.snn_lr]
+    assert [(lr, leak) for mode, lr, leak in phases if mode == "snn"] == [
+        (config.ternary_snn_lr, 0.0), (config.snn_lr, config.leak_lr)]

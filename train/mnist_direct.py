@@ -58,6 +58,11 @@ class MnistDirectConfig:
     #: reached 96.41 %, though over 4 epochs it collapsed as well (README).
     ternary_snn_lr: float = 1e-4
     leak_lr: float = 3e-3
+    #: The narrowest membrane whose leak is learned; narrower ones stay integrate-and-fire.
+    #: A leak factor just below 1 floors a positive membrane by a whole step each timestep
+    #: (``(V * 255) >> 8 = V - 1``), which at 3 bits (thresholds of 1-2 steps) silenced the
+    #: ternary network within an epoch; with the leak frozen it trains (README).
+    learned_leak_bits: int = 4
     max_shift: int = 2
     timesteps: int = 8
     weight_bits: int = 4
@@ -90,7 +95,8 @@ def _epochs(net, x, y, *, epochs, lr, config, generator, log, x_val, y_val, keep
     """Adam with cosine decay in ``net.mode``, leaks at their own rate; one log line per
     epoch. With ``keep_best`` the state of the best validation epoch is loaded at the end."""
     steps = max(1, epochs * ((len(x) + config.batch_size - 1) // config.batch_size))
-    optimizer, schedule = mode_optimizer(net, lr=lr, leak_lr=config.leak_lr, steps=steps)
+    leak_lr = config.leak_lr if config.membrane_bits >= config.learned_leak_bits else 0.0
+    optimizer, schedule = mode_optimizer(net, lr=lr, leak_lr=leak_lr, steps=steps)
     best = {"val": -1.0, "epoch": 0, "state": None}
     for epoch in range(epochs):
         start = time.perf_counter()
