@@ -222,12 +222,6 @@ class Network:
         return self.membrane_bits if own is None else own
 
     @property
-    def widest_membrane_bits(self):
-        """The widest membrane of any layer (what one membrane memory must hold)."""
-        return max([self.membrane_bits] + [self.layer_membrane_bits(layer)
-                                           for layer in self.layers if layer.neuron is not None])
-
-    @property
     def num_classes(self):
         return self.output_layer.neurons
 

@@ -241,11 +241,6 @@ class AcceleratorConfig:
         port and the host read: the widest membrane memory."""
         return self.output_membrane_bits or self.membrane_bits
 
-    def layer_membrane_bits(self, output):
-        """The width of the memory holding the membranes of the output layer (``output``)
-        or of a hidden layer."""
-        return self.core_membrane_bits if output else self.membrane_bits
-
     @property
     def weight_addr_bits(self):
         """Address width of the weight memory."""
@@ -337,10 +332,11 @@ class AcceleratorConfig:
                            f"({_plural(network.membrane_bits - self.membrane_bits, 'bit')} "
                            f"over)")
         out_bits = network.layer_membrane_bits(network.output_layer)
-        if out_bits > max(network.membrane_bits, self.layer_membrane_bits(True)):
+        held = self.core_membrane_bits   # the output layer's memory, whichever it is
+        if out_bits > max(network.membrane_bits, held):
             reasons.append(f"the output layer of {network.name!r} needs {out_bits}-bit "
-                           f"membranes, the config has {self.layer_membrane_bits(True)} "
-                           f"({_plural(out_bits - self.layer_membrane_bits(True), 'bit')} over)")
+                           f"membranes, the config has {held} "
+                           f"({_plural(out_bits - held, 'bit')} over)")
         max_pixel = (1 << network.input.bits) - 1
         from .layout import plan_network  # layout imports nothing from here, but lazily
         layout = plan_network(network, self)

@@ -307,7 +307,6 @@ def test_output_membranes_widths():
     assert (one.separate_output_membranes, one.core_membrane_bits) == (False, 4)
     two = AcceleratorConfig(membrane_bits=4, output_membrane_bits=8)
     assert (two.separate_output_membranes, two.core_membrane_bits) == (True, 8)
-    assert (two.layer_membrane_bits(False), two.layer_membrane_bits(True)) == (4, 8)
 
 
 def test_fits_wider_output_membranes():
